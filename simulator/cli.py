@@ -1,0 +1,119 @@
+"""The ``pushsim`` command: one console script, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from simulator import __version__
+
+# subcommand -> module providing ``configure(parser)`` and ``main(args) -> int``
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "simulator": ("simulator.cli", "serve the mock APNs, FCM and Web Push providers and the control API"),
+    "sender": ("sender.cli", "serve the reference sender (API, outbox, dispatcher)"),
+    "run": ("loadtests.cli", "run a scenario end to end (simulator, sender, Locust) and judge it"),
+    "scenarios": ("loadtests.scenarios_cli", "list the bundled scenarios"),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", required=True, type=Path, help="where credentials and endpoints.json live")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", default=0, type=int, help="first port (listeners take consecutive ports); 0 = any free")
+    parser.add_argument("--no-tls", action="store_true", help="serve h2c (prior knowledge) and plain HTTP/1.1")
+    parser.add_argument("--scenario", type=Path, help="scenario file whose fault plan to execute")
+    parser.add_argument("--seed", type=int, default=None, help="seed for tokens and injected chance")
+
+
+def validate_loopback(host: str) -> str | None:
+    import ipaddress
+
+    if host == "localhost":
+        return None
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"--host: expected a loopback address (127.0.0.0/8, ::1 or localhost), got {host!r}"
+    if not addr.is_loopback:
+        return f"--host: expected a loopback address (127.0.0.0/8, ::1 or localhost), got {host!r}"
+    return None
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main_simulator(args: argparse.Namespace) -> int:
+    from simulator.app import Simulator, serve
+
+    err = validate_loopback(args.host)
+    if err:
+        print(f"pushsim simulator: {err}", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"pushsim simulator: --port: expected 0-65535, got {args.port}", file=sys.stderr)
+        return 2
+    if args.scenario is not None and not args.scenario.is_file():
+        print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
+        return 2
+    sim = Simulator(args.state_dir, host=args.host, port=args.port, tls=not args.no_tls, seed=args.seed, scenario=args.scenario)
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(sim, stop)
+
+    install_uvloop()
+    try:
+        asyncio.run(runner())
+    except OSError as exc:
+        print(f"pushsim simulator: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(prog="pushsim", description="Local push-provider simulator and load-test harness.")
+    parser.add_argument("--version", action="version", version=f"pushsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules: dict[str, ModuleType] = {}
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if module_name == __name__:
+            configure(p)
+            continue
+        try:
+            mod = importlib.import_module(module_name)
+        except ImportError as exc:  # a part not installed: say so when it is asked for
+            p.set_defaults(_missing=str(exc))
+            continue
+        mod.configure(p)
+        modules[name] = mod
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", None):
+        print(f"pushsim {args.command}: unavailable: {args._missing}", file=sys.stderr)
+        return 2
+    if args.command == "simulator":
+        return main_simulator(args)
+    rc: int = modules[args.command].main(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The control API (JSON over HTTP/1.1 under ``/_sim/``), on aiohttp.
+
+This is how tests, the harness and people at a terminal mint devices, uninstall and
+reinstall apps, read inboxes and read the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from simulator.devices import PROVIDERS, describe
+
+if TYPE_CHECKING:
+    from simulator.app import Simulator
+
+MAX_MINT = 100_000
+
+SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator")
+
+
+def bad_request(message: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=400)
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+        return json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body is not valid JSON: {exc}"}), content_type="application/json"
+        ) from exc
+
+
+def _sim(request: web.Request) -> Simulator:
+    return request.app[SIM_KEY]
+
+
+def _device_or_404(request: web.Request) -> Any:
+    sim = _sim(request)
+    dev = sim.registry.devices.get(request.match_info["device_id"])
+    if dev is None:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"no device {request.match_info['device_id']!r}"}),
+            content_type="application/json",
+        )
+    return dev
+
+
+async def mint_devices(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        return bad_request("expected a JSON object")
+    provider = body.get("provider")
+    if provider not in PROVIDERS:
+        return bad_request(f"provider: expected one of {', '.join(PROVIDERS)}, got {provider!r}", "provider")
+    count = body.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_MINT:
+        return bad_request(f"count: expected an integer from 1 to {MAX_MINT}, got {count!r}", "count")
+    app = body.get("app", body.get("bundle_id", body.get("project_id")))
+    if app is not None and (not isinstance(app, str) or not app):
+        return bad_request("app: expected a non-empty string", "app")
+    environment = body.get("environment", "production")
+    if environment not in ("production", "sandbox"):
+        return bad_request("environment: expected 'production' or 'sandbox'", "environment")
+    ask = body.get("application_server_key")
+    if ask is not None and not isinstance(ask, str):
+        return bad_request("application_server_key: expected a base64url string", "application_server_key")
+    devices = sim.registry.mint(provider, count, app=app, environment=environment, application_server_key=ask)
+    base = sim.webpush_base_url
+    return web.json_response({"devices": [describe(d, base) for d in devices]}, status=201)
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    provider = request.query.get("provider")
+    devs = [d for d in sim.registry.devices.values() if provider is None or d.provider == provider]
+    return web.json_response({"devices": [describe(d, sim.webpush_base_url) for d in devs]})
+
+
+async def get_device(request: web.Request) -> web.Response:
+    dev = _device_or_404(request)
+    return web.json_response(describe(dev, _sim(request).webpush_base_url))
+
+
+async def device_inbox(request: web.Request) -> web.Response:
+    dev = _device_or_404(request)
+    return web.json_response({"device_id": dev.id, "token": dev.token, "messages": dev.inbox})
+
+
+async def uninstall_device(request: web.Request) -> web.Response:
+    dev = _device_or_404(request)
+    sim = _sim(request)
+    sim.registry.uninstall(dev.id)
+    return web.json_response(describe(dev, sim.webpush_base_url))
+
+
+async def rotate_device(request: web.Request) -> web.Response:
+    dev = _device_or_404(request)
+    sim = _sim(request)
+    sim.registry.rotate(dev.id)
+    return web.json_response(describe(dev, sim.webpush_base_url))
+
+
+async def set_online(request: web.Request) -> web.Response:
+    dev = _device_or_404(request)
+    sim = _sim(request)
+    body = await read_json(request)
+    online = body.get("online") if isinstance(body, dict) else None
+    if not isinstance(online, bool):
+        return bad_request("online: expected true or false", "online")
+    sim.set_online(dev, online)
+    return web.json_response(describe(dev, sim.webpush_base_url))
+
+
+def _since(request: web.Request) -> int:
+    try:
+        return int(request.query.get("since", "0"))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "since: expected an integer"}), content_type="application/json"
+        ) from exc
+
+
+async def token_feed(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    events = sim.registry.feed_since(_since(request))
+    return web.json_response({"events": events, "last_seq": events[-1]["seq"] if events else _since(request)})
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    items = sim.registry.deliveries_since(_since(request))
+    last = items[-1]["seq"] if items else _since(request)
+    return web.json_response({"deliveries": items, "last_seq": last})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(_sim(request).stats_snapshot())
+
+
+async def endpoints(request: web.Request) -> web.Response:
+    return web.json_response(_sim(request).endpoints)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=_sim(request).prometheus(), content_type="text/plain", charset="utf-8")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.content_type != "application/json":
+            return web.json_response({"error": exc.reason}, status=exc.status)
+        raise
+
+
+def make_control_app(sim: Simulator) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=16 * 1024 * 1024)
+    app[SIM_KEY] = sim
+    app.router.add_post("/_sim/devices", mint_devices)
+    app.router.add_get("/_sim/devices", list_devices)
+    app.router.add_get("/_sim/devices/{device_id}", get_device)
+    app.router.add_delete("/_sim/devices/{device_id}", uninstall_device)
+    app.router.add_get("/_sim/devices/{device_id}/inbox", device_inbox)
+    app.router.add_post("/_sim/devices/{device_id}/rotate", rotate_device)
+    app.router.add_post("/_sim/devices/{device_id}/online", set_online)
+    app.router.add_get("/_sim/feed", token_feed)
+    app.router.add_get("/_sim/deliveries", deliveries)
+    app.router.add_get("/_sim/stats", stats)
+    app.router.add_get("/_sim/endpoints", endpoints)
+    app.router.add_get("/metrics", metrics)
+    for register in sim.control_extensions:
+        register(app)
+    return app

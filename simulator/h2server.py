@@ -1,0 +1,592 @@
+"""The provider listeners' server loop: h2 (and h11) driven from an ``asyncio.Protocol``.
+
+Why hand-written rather than hypercorn or another ASGI server: the simulator is the
+yardstick of every load test and must be several times faster than any sender it
+measures. Measured on a 2-core machine, a minimal ASGI app on hypercorn serves about
+4,000 req/s where a bare h2 state machine in an ``asyncio.Protocol`` serves about
+12,000-15,000 (DESIGN.md). hypercorn also closes HTTP/2 connections after 1,000
+requests by default. So this module does the least work possible per request:
+header validation is off (the provider cores validate what they care about), and
+a request is handed to the listener's :class:`~simulator.wire.Handler` only when its
+stream ends.
+
+The loop never decides anything about push semantics. It executes the
+:data:`~simulator.wire.Action` a handler returns: respond, delay, reset the stream,
+GOAWAY, close or abort the connection, or hang.
+
+One port speaks both protocols: with TLS, ALPN picks ``h2`` or ``http/1.1``; without
+TLS, the first bytes are sniffed for the HTTP/2 connection preface (h2c with prior
+knowledge), anything else is HTTP/1.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import ssl
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import h11
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from simulator.clock import Clock, SystemClock
+from simulator.wire import (
+    Action,
+    CloseConnection,
+    ConnectionInfo,
+    Delay,
+    GoAway,
+    Handler,
+    Hang,
+    Request,
+    ResetStream,
+    Respond,
+)
+
+log = logging.getLogger("pushsim.server")
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_conn_ids = itertools.count(1)
+
+_H2_CONFIG = h2.config.H2Configuration(
+    client_side=False,
+    header_encoding=None,
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
+
+_INTERNAL_ERROR = Respond(500, (("content-type", "application/json"),), b'{"reason":"InternalServerError"}')
+
+
+@dataclass
+class ListenerOptions:
+    """Per-listener transport settings."""
+
+    max_concurrent_streams: int = 1000
+    initial_window_size: int = 1 << 20
+    idle_timeout: float | None = None  # seconds without a request before GOAWAY
+    idle_debug_data: bytes = b""
+    shutdown_debug_data: bytes = b""
+
+
+@dataclass
+class _Stream:
+    headers: list[tuple[bytes, bytes]]
+    body: bytearray = field(default_factory=bytearray)
+    pending: bytes = b""  # response body bytes waiting for flow-control window
+    closed: bool = False
+
+
+class ProviderProtocol(asyncio.Protocol):
+    """One client connection to a provider listener."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.mode: str | None = None  # "h2" | "h11" | None while sniffing
+        self.info: ConnectionInfo | None = None
+        self._sniff = b""
+        self._h2: h2.connection.H2Connection | None = None
+        self._streams: dict[int, _Stream] = {}
+        self._h11: h11.Connection | None = None
+        self._h11_queue: list[Request] = []
+        self._h11_busy = False
+        self._h11_body = bytearray()
+        self._h11_head: h11.Request | None = None
+        self._closed = False
+        self._going_away = False
+        self._idle_handle: asyncio.TimerHandle | None = None
+
+    # -- connection lifecycle -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
+        self.listener.connections.add(self)
+        sslobj: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+        peer = transport.get_extra_info("peername")
+        self.info = ConnectionInfo(
+            conn_id=next(_conn_ids),
+            listener=self.listener.name,
+            http_version="?",
+            tls=sslobj is not None,
+            peer=(peer[0], peer[1]) if peer else None,
+            opened_at=self.listener.clock.monotonic(),
+        )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        if sslobj is not None:
+            self.info.peer_cert = sslobj.getpeercert() or None
+            self.info.peer_cert_der = sslobj.getpeercert(binary_form=True)
+            if sslobj.selected_alpn_protocol() == "h2":
+                self._start_h2(b"")
+            else:
+                self._start_h11(b"")
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.listener.connections.discard(self)
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            if self.mode == "h2":
+                self._h2_data(data)
+            elif self.mode == "h11":
+                self._h11_data(data)
+            else:
+                self._sniff += data
+                n = min(len(self._sniff), len(H2_PREFACE))
+                if self._sniff[:n] != H2_PREFACE[:n]:
+                    buf, self._sniff = self._sniff, b""
+                    self._start_h11(buf)
+                elif n == len(H2_PREFACE):
+                    buf, self._sniff = self._sniff, b""
+                    self._start_h2(buf)
+        except Exception:  # no input may crash the server: drop this connection only
+            log.exception("connection %s: unexpected error", self.info and self.info.conn_id)
+            self.abort()
+
+    def abort(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0)."""
+        if self.transport is None or self._closed:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self._closed = True
+        self.transport.abort()
+
+    def close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    def go_away(self, error_code: int = 0, debug_data: bytes = b"", last_stream_id: int | None = None) -> None:
+        """Send GOAWAY (h2) and close; on HTTP/1.1 just close."""
+        if self._closed:
+            return
+        self._going_away = True
+        if self._h2 is not None:
+            try:
+                self._h2.close_connection(
+                    error_code=error_code, additional_data=debug_data or None, last_stream_id=last_stream_id
+                )
+                self._flush()
+            except h2.exceptions.ProtocolError:
+                pass
+            # Streams above last_stream_id are lost: never answered.
+            if last_stream_id is not None:
+                for sid in [s for s in self._streams if s > last_stream_id]:
+                    self._streams.pop(sid, None)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, self.close)
+
+    def _arm_idle(self) -> None:
+        timeout = self.listener.options.idle_timeout
+        if not timeout:
+            return
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle_handle = loop.call_later(timeout, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        if not self._closed and not self._streams:
+            self.go_away(0, self.listener.options.idle_debug_data)
+        elif not self._closed:
+            self._arm_idle()
+
+    # -- h2 --------------------------------------------------------------------
+
+    def _start_h2(self, initial: bytes) -> None:
+        assert self.info is not None
+        self.mode = "h2"
+        self.info.http_version = "2"
+        conn = h2.connection.H2Connection(config=_H2_CONFIG)
+        opts = self.listener.options
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: opts.max_concurrent_streams,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: opts.initial_window_size,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
+            },
+        )
+        conn.initiate_connection()
+        # Open the connection-level receive window wide as well.
+        conn.increment_flow_control_window((1 << 24))
+        self._h2 = conn
+        self._flush()
+        if initial:
+            self._h2_data(initial)
+
+    def _flush(self) -> None:
+        if self._h2 is not None and self.transport is not None and not self._closed:
+            data = self._h2.data_to_send()
+            if data:
+                self.transport.write(data)
+
+    def _h2_data(self, data: bytes) -> None:
+        conn = self._h2
+        assert conn is not None
+        try:
+            events = conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            log.debug("h2 protocol error: %s", exc)
+            self._flush()
+            self.close()
+            return
+        streams = self._streams
+        for ev in events:
+            t = type(ev)
+            if t is h2.events.RequestReceived:
+                streams[ev.stream_id] = _Stream(ev.headers)
+                if ev.stream_ended is not None:
+                    self._dispatch_h2(ev.stream_id)
+            elif t is h2.events.DataReceived:
+                st = streams.get(ev.stream_id)
+                if ev.flow_controlled_length:
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                if st is not None:
+                    st.body += ev.data
+                    if ev.stream_ended is not None:
+                        self._dispatch_h2(ev.stream_id)
+            elif t is h2.events.StreamEnded:
+                if ev.stream_id in streams:
+                    self._dispatch_h2(ev.stream_id)
+            elif t is h2.events.StreamReset:
+                streams.pop(ev.stream_id, None)
+            elif t is h2.events.WindowUpdated:
+                self._resume_pending(ev.stream_id)
+            elif t is h2.events.ConnectionTerminated:
+                self._flush()
+                self.close()
+                return
+        self._flush()
+
+    def _dispatch_h2(self, stream_id: int) -> None:
+        st = self._streams.get(stream_id)
+        if st is None or st.closed:
+            return
+        st.closed = True
+        assert self.info is not None
+        method = path = authority = ""
+        scheme = "https"
+        headers: list[tuple[str, str]] = []
+        for k, v in st.headers:
+            if k[:1] == b":":
+                if k == b":method":
+                    method = v.decode("latin-1")
+                elif k == b":path":
+                    path = v.decode("latin-1")
+                elif k == b":authority":
+                    authority = v.decode("latin-1")
+                elif k == b":scheme":
+                    scheme = v.decode("latin-1")
+            else:
+                headers.append((k.decode("latin-1").lower(), v.decode("utf-8", "replace")))
+        if authority:
+            headers.append(("host", authority))
+        req = Request(method, path, headers, bytes(st.body), self.info, stream_id, authority, scheme)
+        self._arm_idle()
+        self._run(req)
+
+    def _send_h2(self, stream_id: int, resp: Respond) -> None:
+        conn = self._h2
+        if conn is None or self._closed or stream_id not in self._streams:
+            return
+        hdrs: list[tuple[bytes, bytes]] = [(b":status", str(resp.status).encode())]
+        for k, v in resp.headers:
+            hdrs.append((k.encode("latin-1"), v.encode("utf-8")))
+        body = resp.body
+        try:
+            if not body:
+                conn.send_headers(stream_id, hdrs, end_stream=True)
+                self._streams.pop(stream_id, None)
+            else:
+                hdrs.append((b"content-length", str(len(body)).encode()))
+                conn.send_headers(stream_id, hdrs, end_stream=False)
+                self._send_body(stream_id, body)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._streams.pop(stream_id, None)
+        self._flush()
+
+    def _send_body(self, stream_id: int, body: bytes) -> None:
+        conn = self._h2
+        assert conn is not None
+        window = conn.local_flow_control_window(stream_id)
+        chunk = min(window, conn.max_outbound_frame_size)
+        if len(body) <= chunk:
+            conn.send_data(stream_id, body, end_stream=True)
+            self._streams.pop(stream_id, None)
+            return
+        # Flow control: send what fits, keep the rest until WINDOW_UPDATE.
+        while body and chunk > 0:
+            conn.send_data(stream_id, body[:chunk])
+            body = body[chunk:]
+            window = conn.local_flow_control_window(stream_id)
+            chunk = min(window, conn.max_outbound_frame_size, len(body))
+        if body:
+            st = self._streams.get(stream_id)
+            if st is not None:
+                st.pending = body
+        else:
+            conn.end_stream(stream_id)
+            self._streams.pop(stream_id, None)
+
+    def _resume_pending(self, stream_id: int) -> None:
+        targets = [stream_id] if stream_id else list(self._streams)
+        for sid in targets:
+            st = self._streams.get(sid)
+            if st is not None and st.pending:
+                body, st.pending = st.pending, b""
+                try:
+                    self._send_body(sid, body)
+                except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                    self._streams.pop(sid, None)
+
+    # -- h11 -------------------------------------------------------------------
+
+    def _start_h11(self, initial: bytes) -> None:
+        assert self.info is not None
+        self.mode = "h11"
+        self.info.http_version = "1.1"
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        if initial:
+            self._h11_data(initial)
+
+    def _h11_data(self, data: bytes) -> None:
+        conn = self._h11
+        assert conn is not None and self.info is not None
+        conn.receive_data(data)
+        while True:
+            try:
+                ev = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._h11_error(exc.error_status_hint)
+                return
+            if ev is h11.NEED_DATA or ev is h11.PAUSED:
+                break
+            if isinstance(ev, h11.Request):
+                self._h11_head = ev
+                self._h11_body = bytearray()
+            elif isinstance(ev, h11.Data):
+                self._h11_body += ev.data
+            elif isinstance(ev, h11.EndOfMessage):
+                head = self._h11_head
+                assert head is not None
+                headers = [(k.decode("latin-1").lower(), v.decode("utf-8", "replace")) for k, v in head.headers]
+                authority = next((v for k, v in headers if k == "host"), "")
+                req = Request(
+                    head.method.decode("latin-1"),
+                    head.target.decode("latin-1"),
+                    headers,
+                    bytes(self._h11_body),
+                    self.info,
+                    0,
+                    authority,
+                    "https" if self.info.tls else "http",
+                )
+                self._h11_queue.append(req)
+            elif isinstance(ev, h11.ConnectionClosed):
+                self.close()
+                return
+        self._h11_pump()
+
+    def _h11_error(self, status: int) -> None:
+        conn = self._h11
+        assert conn is not None and self.transport is not None
+        try:
+            body = b"bad request"
+            self.transport.write(
+                conn.send(h11.Response(status_code=status, headers=[("content-length", str(len(body))), ("connection", "close")]))
+                + conn.send(h11.Data(data=body))
+                + conn.send(h11.EndOfMessage())
+            )
+        except h11.LocalProtocolError:
+            pass
+        self.close()
+
+    def _h11_pump(self) -> None:
+        if self._h11_busy or not self._h11_queue or self._closed:
+            return
+        req = self._h11_queue.pop(0)
+        self._h11_busy = True
+        self._arm_idle()
+        self._run(req)
+
+    def _send_h11(self, resp: Respond) -> None:
+        conn = self._h11
+        if conn is None or self._closed or self.transport is None:
+            return
+        headers = [(k, v) for k, v in resp.headers]
+        headers.append(("content-length", str(len(resp.body))))
+        try:
+            out = conn.send(h11.Response(status_code=resp.status, headers=headers))
+            if resp.body:
+                out += conn.send(h11.Data(data=resp.body))
+            out += conn.send(h11.EndOfMessage())
+            self.transport.write(out)
+            if conn.our_state is h11.MUST_CLOSE:
+                self.close()
+                return
+            conn.start_next_cycle()
+        except h11.LocalProtocolError:
+            self.close()
+            return
+        self._h11_busy = False
+        if conn.their_state is h11.DONE or conn.their_state is h11.IDLE:
+            # more pipelined bytes may be buffered
+            self._h11_data(b"")
+
+    # -- executing actions ----------------------------------------------------
+
+    def _run(self, req: Request) -> None:
+        try:
+            action: Action = self.listener.handler.handle(req)
+        except Exception:
+            log.exception("handler failed on %s %s", req.method, req.path)
+            action = _INTERNAL_ERROR
+        info = self.info
+        if info is not None and info.pending_settings is not None and self._h2 is not None:
+            try:
+                self._h2.update_settings(info.pending_settings)
+            except h2.exceptions.ProtocolError:
+                pass
+            info.pending_settings = None
+        self.execute(req, action)
+
+    def execute(self, req: Request, action: Action) -> None:
+        if self._closed:
+            return
+        t = type(action)
+        if t is Respond:
+            assert isinstance(action, Respond)
+            if self.mode == "h2":
+                self._send_h2(req.stream_id, action)
+            else:
+                self._send_h11(action)
+        elif t is Delay:
+            assert isinstance(action, Delay)
+            loop = asyncio.get_running_loop()
+            loop.call_later(max(0.0, action.seconds), self.execute, req, action.then)
+        elif t is ResetStream:
+            assert isinstance(action, ResetStream)
+            if self._h2 is not None:
+                try:
+                    self._h2.reset_stream(req.stream_id, action.error_code)
+                except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                    pass
+                self._streams.pop(req.stream_id, None)
+                self._flush()
+            else:
+                self.abort()
+        elif t is GoAway:
+            assert isinstance(action, GoAway)
+            last = action.last_stream_id
+            if action.response is not None:
+                self.execute(req, action.response)
+            elif last is None:
+                # the triggering stream is lost too
+                last = max(0, req.stream_id - 2)
+            self.go_away(action.error_code, action.debug_data, last)
+        elif t is CloseConnection:
+            assert isinstance(action, CloseConnection)
+            if action.abort:
+                self.abort()
+            else:
+                self.close()
+        elif t is Hang:
+            pass
+        else:  # pragma: no cover - exhaustive
+            raise TypeError(f"unknown action {action!r}")
+
+
+class Listener:
+    """A provider's listening socket, its live connections, and its handler."""
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        ssl_context: ssl.SSLContext | None,
+        options: ListenerOptions | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = name
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.options = options or ListenerOptions()
+        self.clock = clock or SystemClock()
+        self.connections: set[ProviderProtocol] = set()
+        self.server: asyncio.Server | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.reuse_port = False
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    def _factory(self) -> ProviderProtocol:
+        return ProviderProtocol(self)
+
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self.host = host
+        if sock is not None:
+            self.server = await loop.create_server(self._factory, sock=sock, ssl=self.ssl_context, backlog=1024)
+        else:
+            self.server = await loop.create_server(
+                self._factory, host, port, ssl=self.ssl_context, backlog=1024, reuse_port=self.reuse_port or None
+            )
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def refuse(self) -> None:
+        """Stop accepting: new connections are refused until :meth:`accept` (live ones stay)."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    async def accept(self) -> None:
+        if self.server is None:
+            await self.start(self.host, self.port)
+
+    def for_each_connection(self, fn: Callable[[ProviderProtocol], None]) -> None:
+        for proto in list(self.connections):
+            fn(proto)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: GOAWAY (with the shutdown debug data) to every connection."""
+        if self.server is not None:
+            self.server.close()
+        for proto in list(self.connections):
+            proto.go_away(0, self.options.shutdown_debug_data)
+        await asyncio.sleep(0.1)
+        for proto in list(self.connections):
+            proto.close()
+        self.server = None
