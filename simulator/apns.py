@@ -109,6 +109,7 @@ class ApnsCore:
         if found.state is TokenState.UNKNOWN or found.device is None:
             return self.error(400, "BadDeviceToken", apns_id)
         if found.state is TokenState.DEAD:
+            self.registry.note_rejection("apns", token.lower())
             return self.error(410, "Unregistered", apns_id, found.died_at_ms)
         dev = found.device
         if dev.environment != self.config.environment:

@@ -142,6 +142,12 @@ async def deliveries(request: web.Request) -> web.Response:
     return web.json_response({"deliveries": items, "last_seq": last})
 
 
+async def dead_token_sends(request: web.Request) -> web.Response:
+    """Every dead token a sender kept sending to: when it died, first/last rejection, count."""
+    sim = _sim(request)
+    return web.json_response({"tokens": list(sim.registry.rejections.values())})
+
+
 async def stats(request: web.Request) -> web.Response:
     return web.json_response(_sim(request).stats_snapshot())
 
@@ -178,6 +184,7 @@ def make_control_app(sim: Simulator) -> web.Application:
     app.router.add_get("/_sim/feed", token_feed)
     app.router.add_get("/_sim/deliveries", deliveries)
     app.router.add_get("/_sim/stats", stats)
+    app.router.add_get("/_sim/dead_tokens", dead_token_sends)
     app.router.add_get("/_sim/endpoints", endpoints)
     app.router.add_get("/metrics", metrics)
     for register in sim.control_extensions:

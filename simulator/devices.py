@@ -83,6 +83,8 @@ class DeviceRegistry:
         self._feed_seq = 0
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=1_000_000)
         self._delivery_seq = 0
+        # (provider, token) -> sends to a dead token: first/last time answered, count
+        self.rejections: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- minting ----------------------------------------------------------------
 
@@ -202,6 +204,28 @@ class DeviceRegistry:
         if dead is not None:
             return TokenLookup(TokenState.DEAD, dead[0], dead[1], dead[2])
         return TokenLookup(TokenState.UNKNOWN)
+
+    def note_rejection(self, provider: str, token: str) -> None:
+        """A provider core answered a send to a dead token (Unregistered / 410 ...).
+
+        The harness reads these to measure wasted sends and how fast a sender prunes.
+        """
+        now = self.clock.time()
+        rec = self.rejections.get((provider, token))
+        if rec is None:
+            dead = self._dead.get((provider, token))
+            self.rejections[(provider, token)] = {
+                "provider": provider,
+                "token": token,
+                "device_id": dead[0].id if dead else None,
+                "died_at": dead[1] / 1000 if dead else None,
+                "first_rejected_at": now,
+                "last_rejected_at": now,
+                "count": 1,
+            }
+        else:
+            rec["last_rejected_at"] = now
+            rec["count"] += 1
 
     def live_devices(self, provider: str | None = None) -> list[Device]:
         return [d for d in self.devices.values() if d.installed and (provider is None or d.provider == provider)]
