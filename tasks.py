@@ -26,7 +26,7 @@ PY = BIN / "python"
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - run by whatever python3 the user has
         sys.exit(f"pushsim needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PY.exists():
         print("tasks: creating .venv", flush=True)
@@ -48,7 +48,10 @@ def ensure_h2load() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, stdout=subprocess.DEVNULL)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "nghttp2-client"], env=env, check=False, stdout=subprocess.DEVNULL
+        ["apt-get", "install", "-y", "-qq", "nghttp2-client"],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -62,7 +65,9 @@ def main() -> int:
         return subprocess.call([str(BIN / "pushsim"), "run", *rest], cwd=ROOT)
     if job == "bench":
         ensure_h2load()
-        return subprocess.call([str(PY), str(ROOT / "benchmarks" / "simulator_bench.py"), *rest], cwd=ROOT)
+        return subprocess.call(
+            [str(PY), str(ROOT / "benchmarks" / "simulator_bench.py"), *rest], cwd=ROOT
+        )
     ensure_h2load()
     return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
 

@@ -15,7 +15,10 @@ from simulator import __version__
 
 # subcommand -> module providing ``configure(parser)`` and ``main(args) -> int``
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "simulator": ("simulator.cli", "serve the mock APNs, FCM and Web Push providers and the control API"),
+    "simulator": (
+        "simulator.cli",
+        "serve the mock APNs, FCM and Web Push providers and the control API",
+    ),
     "sender": ("sender.cli", "serve the reference sender (API, outbox, dispatcher)"),
     "run": ("loadtests.cli", "run a scenario end to end (simulator, sender, Locust) and judge it"),
     "scenarios": ("loadtests.scenarios_cli", "list the bundled scenarios"),
@@ -23,12 +26,25 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", required=True, type=Path, help="where credentials and endpoints.json live")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", default=0, type=int, help="first port (listeners take consecutive ports); 0 = any free")
-    parser.add_argument("--no-tls", action="store_true", help="serve h2c (prior knowledge) and plain HTTP/1.1")
+    parser.add_argument(
+        "--state-dir", required=True, type=Path, help="where credentials and endpoints.json live"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        default=0,
+        type=int,
+        help="first port (listeners take consecutive ports); 0 = any free",
+    )
+    parser.add_argument(
+        "--no-tls", action="store_true", help="serve h2c (prior knowledge) and plain HTTP/1.1"
+    )
     parser.add_argument("--scenario", type=Path, help="scenario file whose fault plan to execute")
-    parser.add_argument("--seed", type=int, default=None, help="seed for tokens and injected chance")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed for tokens and injected chance"
+    )
 
 
 def validate_loopback(host: str) -> str | None:
@@ -66,7 +82,14 @@ def main_simulator(args: argparse.Namespace) -> int:
     if args.scenario is not None and not args.scenario.is_file():
         print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
         return 2
-    sim = Simulator(args.state_dir, host=args.host, port=args.port, tls=not args.no_tls, seed=args.seed, scenario=args.scenario)
+    sim = Simulator(
+        args.state_dir,
+        host=args.host,
+        port=args.port,
+        tls=not args.no_tls,
+        seed=args.seed,
+        scenario=args.scenario,
+    )
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -86,7 +109,9 @@ def main_simulator(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(prog="pushsim", description="Local push-provider simulator and load-test harness.")
+    parser = argparse.ArgumentParser(
+        prog="pushsim", description="Local push-provider simulator and load-test harness."
+    )
     parser.add_argument("--version", action="version", version=f"pushsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, ModuleType] = {}

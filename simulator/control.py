@@ -34,7 +34,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw) if raw else {}
     except ValueError as exc:
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"body is not valid JSON: {exc}"}), content_type="application/json"
+            text=json.dumps({"error": f"body is not valid JSON: {exc}"}),
+            content_type="application/json",
         ) from exc
 
 
@@ -60,10 +61,14 @@ async def mint_devices(request: web.Request) -> web.Response:
         return bad_request("expected a JSON object")
     provider = body.get("provider")
     if provider not in PROVIDERS:
-        return bad_request(f"provider: expected one of {', '.join(PROVIDERS)}, got {provider!r}", "provider")
+        return bad_request(
+            f"provider: expected one of {', '.join(PROVIDERS)}, got {provider!r}", "provider"
+        )
     count = body.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_MINT:
-        return bad_request(f"count: expected an integer from 1 to {MAX_MINT}, got {count!r}", "count")
+        return bad_request(
+            f"count: expected an integer from 1 to {MAX_MINT}, got {count!r}", "count"
+        )
     app = body.get("app", body.get("bundle_id", body.get("project_id")))
     if app is not None and (not isinstance(app, str) or not app):
         return bad_request("app: expected a non-empty string", "app")
@@ -72,8 +77,12 @@ async def mint_devices(request: web.Request) -> web.Response:
         return bad_request("environment: expected 'production' or 'sandbox'", "environment")
     ask = body.get("application_server_key")
     if ask is not None and not isinstance(ask, str):
-        return bad_request("application_server_key: expected a base64url string", "application_server_key")
-    devices = sim.registry.mint(provider, count, app=app, environment=environment, application_server_key=ask)
+        return bad_request(
+            "application_server_key: expected a base64url string", "application_server_key"
+        )
+    devices = sim.registry.mint(
+        provider, count, app=app, environment=environment, application_server_key=ask
+    )
     base = sim.webpush_base_url
     return web.json_response({"devices": [describe(d, base) for d in devices]}, status=201)
 
@@ -125,14 +134,17 @@ def _since(request: web.Request) -> int:
         return int(request.query.get("since", "0"))
     except ValueError as exc:
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": "since: expected an integer"}), content_type="application/json"
+            text=json.dumps({"error": "since: expected an integer"}),
+            content_type="application/json",
         ) from exc
 
 
 async def token_feed(request: web.Request) -> web.Response:
     sim = _sim(request)
     events = sim.registry.feed_since(_since(request))
-    return web.json_response({"events": events, "last_seq": events[-1]["seq"] if events else _since(request)})
+    return web.json_response(
+        {"events": events, "last_seq": events[-1]["seq"] if events else _since(request)}
+    )
 
 
 async def deliveries(request: web.Request) -> web.Response:

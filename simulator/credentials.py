@@ -101,9 +101,15 @@ def _issue_ca(now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certif
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -119,14 +125,16 @@ def issue_leaf(
     common_name: str,
     *,
     server: bool,
-    extra_names: list[x509.NameAttribute] | None = None,
+    extra_names: list[x509.NameAttribute[str]] | None = None,
     sans: list[x509.GeneralName] | None = None,
     extensions: list[x509.ExtensionType] | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """Issue a leaf certificate (server or client) signed by the simulator's CA."""
     now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name), *(extra_names or [])])
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, common_name), *(extra_names or [])]
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -137,7 +145,9 @@ def issue_leaf(
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -191,7 +201,9 @@ def ensure_credentials(state_dir: Path, seed: int | None = None) -> Credentials:
         _write(apns_dir / f"AuthKey_{key_id}.p8", _pem_key(apns_key), private=True)
         _write(
             apns_meta,
-            json.dumps({"key_id": key_id, "team_id": team_id, "bundle_id": BUNDLE_ID}, indent=2).encode(),
+            json.dumps(
+                {"key_id": key_id, "team_id": team_id, "bundle_id": BUNDLE_ID}, indent=2
+            ).encode(),
         )
     meta = json.loads(apns_meta.read_text())
     apns_key_file = apns_dir / f"AuthKey_{meta['key_id']}.p8"
@@ -231,7 +243,11 @@ def ensure_credentials(state_dir: Path, seed: int | None = None) -> Credentials:
         _write(
             vapid_file,
             json.dumps(
-                {"private_key": _pem_key(vkey).decode(), "public_key": b64url(pub), "subject": "mailto:ops@example.com"},
+                {
+                    "private_key": _pem_key(vkey).decode(),
+                    "public_key": b64url(pub),
+                    "subject": "mailto:ops@example.com",
+                },
                 indent=2,
             ).encode(),
             private=True,

@@ -21,7 +21,7 @@ class Stats:
         providers: dict[str, dict[str, int]] = {}
         for (provider, outcome), n in sorted(self.counts.items()):
             providers.setdefault(provider, {})[outcome] = n
-        for p, outcomes in providers.items():
+        for outcomes in providers.values():
             outcomes["total"] = sum(v for k, v in outcomes.items() if k != "total")
         return {"started_at": self.started_at, "now": self.clock.time(), "providers": providers}
 
@@ -31,5 +31,7 @@ class Stats:
             "# TYPE pushsim_responses_total counter",
         ]
         for (provider, outcome), n in sorted(self.counts.items()):
-            lines.append(f'pushsim_responses_total{{provider="{provider}",outcome="{outcome}"}} {n}')
+            lines.append(
+                f'pushsim_responses_total{{provider="{provider}",outcome="{outcome}"}} {n}'
+            )
         return "\n".join(lines) + "\n"

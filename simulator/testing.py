@@ -59,7 +59,9 @@ class SimulatorHandle:
             return json.loads(resp.read() or b"null")
 
     def mint(self, provider: str, count: int = 1, **extra: Any) -> list[dict[str, Any]]:
-        devices: list[dict[str, Any]] = self.control("POST", "/_sim/devices", {"provider": provider, "count": count, **extra})["devices"]
+        devices: list[dict[str, Any]] = self.control(
+            "POST", "/_sim/devices", {"provider": provider, "count": count, **extra}
+        )["devices"]
         return devices
 
 

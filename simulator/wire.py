@@ -101,7 +101,5 @@ class Handler(Protocol):
     def handle(self, request: Request) -> Action: ...
 
 
-def json_response(
-    status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()
-) -> Respond:
+def json_response(status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()) -> Respond:
     return Respond(status, (("content-type", "application/json"), *extra), body)

@@ -22,8 +22,20 @@ def provider_token(sim: SimulatorHandle, iat: float | None = None) -> str:
     )
 
 
-def curl(sim: SimulatorHandle, token: str, *headers: str, body: str = '{"aps":{"alert":"hi"}}') -> tuple[int, str]:
-    args = ["curl", "-s", "--http2", "--cacert", sim.endpoints["ca_file"], "-o", "-", "-w", "\n%{http_code}"]
+def curl(
+    sim: SimulatorHandle, token: str, *headers: str, body: str = '{"aps":{"alert":"hi"}}'
+) -> tuple[int, str]:
+    args = [
+        "curl",
+        "-s",
+        "--http2",
+        "--cacert",
+        sim.endpoints["ca_file"],
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+    ]
     for h in headers:
         args += ["-H", h]
     args += ["-X", "POST", "--data-binary", body, f"{sim.endpoints['apns']}/3/device/{token}"]
@@ -36,7 +48,12 @@ def test_curl_success_and_missing_token(sim: SimulatorHandle) -> None:
     dev = sim.mint("apns")[0]
     code, body = curl(sim, dev["token"])
     assert code == 403 and json.loads(body) == {"reason": "MissingProviderToken"}
-    code, body = curl(sim, dev["token"], f"authorization: bearer {provider_token(sim)}", "apns-topic: com.example.pushsim")
+    code, body = curl(
+        sim,
+        dev["token"],
+        f"authorization: bearer {provider_token(sim)}",
+        "apns-topic: com.example.pushsim",
+    )
     assert code == 200 and body == ""
     inbox = sim.control("GET", f"/_sim/devices/{dev['id']}/inbox")
     assert inbox["messages"][0]["payload"] == {"aps": {"alert": "hi"}}
@@ -45,7 +62,12 @@ def test_curl_success_and_missing_token(sim: SimulatorHandle) -> None:
 def test_uninstalled_token_is_unregistered_with_timestamp(sim: SimulatorHandle) -> None:
     dev = sim.mint("apns")[0]
     sim.control("DELETE", f"/_sim/devices/{dev['id']}")
-    code, body = curl(sim, dev["token"], f"authorization: bearer {provider_token(sim)}", "apns-topic: com.example.pushsim")
+    code, body = curl(
+        sim,
+        dev["token"],
+        f"authorization: bearer {provider_token(sim)}",
+        "apns-topic: com.example.pushsim",
+    )
     assert code == 410
     parsed = json.loads(body)
     assert parsed["reason"] == "Unregistered" and parsed["timestamp"] > 1_600_000_000_000
