@@ -33,6 +33,8 @@ from simulator.credentials import Credentials, ensure_credentials, server_ssl_co
 from simulator.devices import Device, DeviceRegistry
 from simulator.h2server import Listener, ListenerOptions
 from simulator.stats import Stats
+from simulator.webpush import WebPushConfig
+from simulator.webpush_service import install_webpush
 from simulator.wire import Action, Request, json_response
 
 log = logging.getLogger("pushsim.simulator")
@@ -72,6 +74,7 @@ class Simulator:
         self.listeners: dict[str, Listener] = {}
         self.control_extensions: list[Callable[[web.Application], None]] = []
         self.online_hooks: dict[str, Callable[[Device], None]] = {}
+        self.webpush_config = WebPushConfig()  # flavour, rate, lifetime: see simulator.webpush
         self.endpoints: dict[str, str] = {}
         self.creds: Credentials | None = None
         self.ssl_context: ssl.SSLContext | None = None
@@ -100,7 +103,7 @@ class Simulator:
                 ListenerOptions(max_concurrent_streams=1000, shutdown_debug_data=shutdown),
             ),
             "fcm": (NotFoundHandler(), ListenerOptions()),
-            "webpush": (NotFoundHandler(), ListenerOptions()),
+            "webpush": (install_webpush(self), ListenerOptions()),
         }
         return cores
 

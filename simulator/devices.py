@@ -149,13 +149,14 @@ class DeviceRegistry:
         self._live.pop(key, None)
         self._dead[key] = (dev, int(self.clock.time() * 1000), reason)
 
-    def uninstall(self, device_id: str, cause: str = "control") -> Device:
+    def uninstall(self, device_id: str, cause: str = "control", reason: str = "uninstalled") -> Device:
+        """The token dies; ``reason`` "expired" marks a Web Push subscription that timed out."""
         dev = self.devices[device_id]
         if dev.installed:
-            self._kill_token(dev, "uninstalled")
+            self._kill_token(dev, reason)
             dev.installed = False
             dev.pending.clear()
-            self._announce(dev, "uninstalled", dev.token, None, cause)
+            self._announce(dev, reason, dev.token, None, cause)
         return dev
 
     def rotate(self, device_id: str, cause: str = "control") -> Device:
