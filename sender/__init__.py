@@ -1,0 +1,1 @@
+"""pushsim's reference sender: token store, durable outbox, dispatcher and provider clients."""

@@ -1,0 +1,285 @@
+"""Dispatch: per-provider workers that send deliveries and act on each outcome.
+
+Each provider has ``concurrency`` workers (its in-flight limit), a token bucket (its
+quota), and a circuit breaker. A worker takes a delivery, waits for the breaker and the
+bucket, skips tokens already known dead, dead-letters deliveries past their deadline,
+sends, records the attempt, and then: marks it delivered; prunes the token; fails it; or
+schedules a retry with backoff (never sooner than the provider's Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sender.breaker import CircuitBreaker, State
+from sender.classify import Kind, Outcome
+from sender.config import ProviderLimits
+from sender.metrics import SenderMetrics
+from sender.outbox import DeliveryRow, Outbox
+from sender.payload import Message
+from sender.ratelimit import TokenBucket
+from sender.retry import RetriesExhausted, RetryPolicy
+from sender.store import TokenStore
+from simulator.clock import Clock
+
+log = logging.getLogger("pushsim.sender")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A notification's message with per-provider bodies built once and shared."""
+
+    notification_id: str
+    message: Message
+    created_at: float
+    deadline: float
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Job:
+    row: DeliveryRow
+    prepared: Prepared
+    policy: RetryPolicy
+
+
+class ProviderClient(Protocol):
+    provider: str
+
+    async def deliver(self, job: Job) -> tuple[Outcome, int | None]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class ProviderLane:
+    provider: str
+    limits: ProviderLimits
+    breaker: CircuitBreaker
+    bucket: TokenBucket
+    queue: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    breaker_seen: int = -1
+    sends_while_open: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        clients: dict[str, ProviderClient],
+        outbox: Outbox,
+        store: TokenStore,
+        metrics: SenderMetrics,
+        clock: Clock,
+        rng: random.Random,
+        limits: dict[str, ProviderLimits],
+        *,
+        retry: RetryPolicy | None = None,
+        breaker_threshold: int = 20,
+        breaker_open_for: float = 1.0,
+    ) -> None:
+        self.clients = clients
+        self.outbox = outbox
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng
+        self.retry = retry or RetryPolicy()
+        self.lanes: dict[str, ProviderLane] = {}
+        for provider in ("apns", "fcm", "webpush"):
+            lim = limits.get(provider, ProviderLimits())
+            self.lanes[provider] = ProviderLane(
+                provider,
+                lim,
+                CircuitBreaker(
+                    clock, failure_threshold=breaker_threshold, open_for=breaker_open_for
+                ),
+                TokenBucket(clock, lim.rate, lim.burst),
+            )
+        self.open_jobs = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.running = False
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.running = True
+        for lane in self.lanes.values():
+            for _ in range(max(1, lane.limits.concurrency)):
+                lane.workers.append(asyncio.ensure_future(self._worker(lane)))
+
+    async def stop(self) -> None:
+        self.running = False
+        for t in self._timers:
+            t.cancel()
+        self._timers.clear()
+        tasks = [t for lane in self.lanes.values() for t in lane.workers]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in self.clients.values():
+            client.close()
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted delivery is finished; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- intake -------------------------------------------------------------------
+
+    def submit(self, job: Job, delay: float = 0.0) -> None:
+        self.open_jobs += 1
+        self._idle.clear()
+        self.metrics.queue_depth.set(self.open_jobs)
+        if delay > 0:
+            self._later(delay, job)
+        else:
+            self.lanes[job.row.provider].queue.put_nowait(job)
+
+    def _later(self, delay: float, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        lane = self.lanes[job.row.provider]
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            lane.queue.put_nowait(job)
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def _finished(self) -> None:
+        self.open_jobs -= 1
+        self.metrics.queue_depth.set(self.open_jobs)
+        if self.open_jobs <= 0:
+            self.open_jobs = 0
+            self._idle.set()
+
+    # -- the send loop --------------------------------------------------------------
+
+    def _breaker_metric(self, lane: ProviderLane) -> None:
+        b = lane.breaker
+        if b.transitions != lane.breaker_seen:
+            lane.breaker_seen = b.transitions
+            self.metrics.breaker_state.labels(lane.provider).set(int(b.state))
+            log.info("%s circuit breaker %s", lane.provider, b.state.name.lower())
+
+    async def _worker(self, lane: ProviderLane) -> None:
+        while True:
+            job = await lane.queue.get()
+            try:
+                await self._attempt(lane, job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery %s: unexpected error", job.row.id)
+                self._give_up(job, "failed", "internal error")
+
+    async def _attempt(self, lane: ProviderLane, job: Job) -> None:
+        row = job.row
+        breaker = lane.breaker
+        while not breaker.try_acquire():
+            self._breaker_metric(lane)
+            if self.clock.time() >= job.prepared.deadline:
+                self._give_up(job, "dead_lettered", row.last_error or "deadline passed")
+                return
+            await asyncio.sleep(min(1.0, max(0.005, breaker.wait_time())))
+        self._breaker_metric(lane)
+        probe = breaker.state is State.HALF_OPEN
+        if self.store.is_dead(row.provider, row.token):
+            self._release_probe(breaker, probe)
+            self.metrics.skipped_dead.labels(row.provider).inc()
+            self._give_up(job, "dead_token", "token already dead")
+            return
+        now = self.clock.time()
+        if now >= job.prepared.deadline:
+            self._release_probe(breaker, probe)
+            self._give_up(job, "dead_lettered", row.last_error or "deadline passed")
+            return
+        if lane.bucket.rate > 0:
+            await lane.bucket.acquire()
+        client = self.clients.get(row.provider)
+        if client is None:
+            self._release_probe(breaker, probe)
+            self._give_up(job, "failed", f"{row.provider} not configured")
+            return
+        if breaker.state is State.OPEN:
+            lane.sends_while_open += 1
+        started = self.clock.monotonic()
+        self.metrics.sent.labels(row.provider).inc()
+        outcome, status = await client.deliver(job)
+        elapsed = self.clock.monotonic() - started
+        self.metrics.latency.labels(row.provider).observe(elapsed)
+        row.attempts += 1
+        reason = outcome.reason or ("ok" if outcome.kind is Kind.DELIVERED else outcome.kind.value)
+        self.outbox.record_attempt(row.id, self.clock.time(), status, reason, elapsed * 1000)
+        self._handle(lane, job, outcome)
+        self._breaker_metric(lane)
+
+    @staticmethod
+    def _release_probe(breaker: CircuitBreaker, probe: bool) -> None:
+        if probe:
+            breaker.probes_in_flight = max(0, breaker.probes_in_flight - 1)
+
+    def _handle(self, lane: ProviderLane, job: Job, outcome: Outcome) -> None:
+        row = job.row
+        kind = outcome.kind
+        p = row.provider
+        if kind is Kind.DELIVERED:
+            lane.breaker.on_success()
+            self.metrics.delivered.labels(p).inc()
+            self.store.mark_success(p, row.token)
+            row.status = "delivered"
+            self.outbox.update(row.id, "delivered", row.attempts, 0.0, None, outcome.message_id)
+            self._finished()
+            return
+        self.metrics.failed.labels(p, outcome.reason or kind.value).inc()
+        if kind is Kind.TOKEN_DEAD:
+            lane.breaker.on_neutral()
+            if self.store.mark_dead(p, row.token, outcome.reason):
+                self.metrics.pruned.labels(p, outcome.reason).inc()
+            self._give_up(job, "dead_token", outcome.reason)
+            return
+        if kind is Kind.PERMANENT:
+            lane.breaker.on_neutral()
+            self._give_up(job, "failed", outcome.reason)
+            return
+        if outcome.counts_against_breaker:
+            lane.breaker.on_failure()
+        else:
+            lane.breaker.on_neutral()
+        row.last_error = outcome.reason or kind.value
+        try:
+            job.policy = job.policy.increment(self.rng, outcome.retry_after)
+        except RetriesExhausted:
+            self._give_up(job, "dead_lettered", row.last_error)
+            return
+        delay = job.policy.last_delay
+        if kind is Kind.REAUTH and job.policy.attempts == 1:
+            delay = outcome.retry_after or 0.0
+        now = self.clock.time()
+        if now + delay >= job.prepared.deadline:
+            self._give_up(job, "dead_lettered", row.last_error)
+            return
+        self.metrics.retries.labels(p).inc()
+        row.status = "retrying"
+        row.next_at = now + delay
+        self.outbox.update(row.id, "retrying", row.attempts, row.next_at, row.last_error)
+        self._later(delay, job)
+
+    def _give_up(self, job: Job, status: str, reason: str) -> None:
+        row = job.row
+        row.status = status
+        row.last_error = reason
+        if status == "dead_lettered":
+            self.metrics.dead_lettered.labels(row.provider).inc()
+        self.outbox.update(row.id, status, row.attempts, 0.0, reason)
+        self._finished()

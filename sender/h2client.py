@@ -1,0 +1,461 @@
+"""A small HTTP/2 client on h2 over asyncio: connections, a pool, and GOAWAY-safe requests.
+
+- :class:`H2Connection` is an ``asyncio.Protocol`` driving one ``h2`` connection. It opens at
+  most as many streams as the peer's ``MAX_CONCURRENT_STREAMS`` allows, and re-reads that limit
+  whenever the peer's SETTINGS change (APNs grants 1 stream until the first valid provider
+  token, then raises it). Request bodies wait for flow-control window when they must.
+- On GOAWAY the connection stops taking requests; streams the peer never processed (stream id
+  above ``last_stream_id``) and requests still waiting for a slot fail with
+  :class:`Unprocessed`, which :class:`H2Pool` retries on a fresh connection without counting
+  an attempt. A connection lost with streams in flight fails them with :class:`ConnectionLost`
+  (the request may or may not have been processed: callers retry it, at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+_CONFIG = h2.config.H2Configuration(
+    client_side=True,
+    header_encoding=None,
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
+
+RECEIVE_WINDOW = 1 << 24
+
+
+class H2Error(Exception):
+    """A transport failure of one request."""
+
+
+class Unprocessed(H2Error):
+    """The peer did not process the request (GOAWAY above last_stream_id, or never sent)."""
+
+
+class ConnectionLost(H2Error):
+    """The connection died with the request in flight; it may have been processed."""
+
+
+class StreamReset(H2Error):
+    """The peer reset the stream."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"stream reset by peer (error code {code})")
+        self.code = code
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name.encode())
+        return None if value is None else value.decode("latin-1")
+
+
+class _Stream:
+    __slots__ = ("body", "future", "headers", "pending", "status")
+
+    def __init__(self, future: asyncio.Future[Response], pending: bytes) -> None:
+        self.future = future
+        self.status = 0
+        self.headers: dict[bytes, bytes] = {}
+        self.body = bytearray()
+        self.pending = pending  # request body bytes not yet sent (flow control)
+
+
+class H2Connection(asyncio.Protocol):
+    """One HTTP/2 client connection."""
+
+    def __init__(self, authority: str, scheme: str) -> None:
+        self.authority = authority.encode()
+        self.scheme = scheme.encode()
+        self.h2 = h2.connection.H2Connection(config=_CONFIG)
+        self.transport: asyncio.Transport | None = None
+        self.streams: dict[int, _Stream] = {}
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.closed = False
+        self.going_away = False
+        self.max_streams = 1  # until the peer's SETTINGS arrive
+        self.settings_received = asyncio.get_running_loop().create_future()
+        self.reserved = 0  # slots handed out but not yet opened as streams
+        self.goaway_debug: bytes = b""
+        self.completed = 0
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.h2.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: RECEIVE_WINDOW,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
+            },
+        )
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window(RECEIVE_WINDOW)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._fail_all(
+                ConnectionLost(f"protocol error: {exc}"), ConnectionLost("protocol error")
+            )
+            self._flush()
+            self._close()
+            return
+        for event in events:
+            t = type(event)
+            if t is h2.events.ResponseReceived or t is h2.events.TrailersReceived:
+                st = self.streams.get(event.stream_id)
+                if st is not None:
+                    for k, v in event.headers:
+                        if k == b":status":
+                            st.status = int(v)
+                        else:
+                            st.headers[k] = v
+            elif t is h2.events.DataReceived:
+                st = self.streams.get(event.stream_id)
+                if st is not None:
+                    st.body += event.data
+                if event.flow_controlled_length:
+                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif t is h2.events.StreamEnded:
+                self._finish(event.stream_id)
+            elif t is h2.events.StreamReset:
+                st = self.streams.pop(event.stream_id, None)
+                if st is not None:
+                    if event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM:
+                        self._resolve_exc(st, Unprocessed("stream refused"))
+                    else:
+                        self._resolve_exc(st, StreamReset(int(event.error_code)))
+                self._release()
+            elif t is h2.events.RemoteSettingsChanged:
+                self._update_max_streams()
+                if not self.settings_received.done():
+                    self.settings_received.set_result(None)
+            elif t is h2.events.WindowUpdated:
+                self._send_pending()
+            elif t is h2.events.ConnectionTerminated:
+                self._goaway(event.last_stream_id or 0, event.additional_data or b"")
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail_all(
+            ConnectionLost(f"connection lost: {exc or 'closed by peer'}"), Unprocessed("closed")
+        )
+        if not self.settings_received.done():
+            self.settings_received.set_exception(ConnectionLost("closed before SETTINGS"))
+
+    # -- requests -----------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        return not self.closed and not self.going_away
+
+    @property
+    def load(self) -> int:
+        return len(self.streams) + self.reserved + len(self.waiters)
+
+    @property
+    def has_free_slot(self) -> bool:
+        return self.available and len(self.streams) + self.reserved < self.max_streams
+
+    async def request(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Response:
+        if not self.available:
+            raise Unprocessed("connection is closing")
+        if len(self.streams) + self.reserved >= self.max_streams or self.waiters:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.waiters.append(fut)
+            try:
+                await fut  # resolved with a reserved slot
+            except BaseException:
+                if fut in self.waiters:
+                    self.waiters.remove(fut)
+                elif fut.done() and not fut.cancelled() and fut.exception() is None:
+                    self.reserved -= 1
+                    self._release()
+                raise
+            self.reserved -= 1
+        if not self.available:
+            self._release()
+            raise Unprocessed("connection is closing")
+        h = [
+            (b":method", method.encode()),
+            (b":scheme", self.scheme),
+            (b":authority", self.authority),
+            (b":path", path.encode()),
+        ]
+        h.extend(headers)
+        if body:
+            h.append((b"content-length", str(len(body)).encode()))
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        try:
+            stream_id = self.h2.get_next_available_stream_id()
+            self.h2.send_headers(stream_id, h, end_stream=not body)
+        except (h2.exceptions.ProtocolError, h2.exceptions.StreamIDTooLowError) as exc:
+            self._release()
+            raise Unprocessed(f"cannot open stream: {exc}") from exc
+        st = _Stream(future, body)
+        self.streams[stream_id] = st
+        if body:
+            self._send_body(stream_id, st)
+        self._flush()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if self.streams.pop(stream_id, None) is not None:
+                try:
+                    self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                except h2.exceptions.ProtocolError:
+                    pass
+                self._release()
+                self._flush()
+            raise
+
+    # -- internals ----------------------------------------------------------------
+
+    def _send_body(self, stream_id: int, st: _Stream) -> None:
+        while st.pending:
+            window = min(
+                self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
+            )
+            if window <= 0:
+                return
+            chunk, st.pending = st.pending[:window], st.pending[window:]
+            self.h2.send_data(stream_id, chunk, end_stream=not st.pending)
+
+    def _send_pending(self) -> None:
+        for stream_id, st in list(self.streams.items()):
+            if st.pending:
+                try:
+                    self._send_body(stream_id, st)
+                except h2.exceptions.ProtocolError:
+                    continue
+
+    def _finish(self, stream_id: int) -> None:
+        st = self.streams.pop(stream_id, None)
+        if st is None:
+            return
+        self.completed += 1
+        if not st.future.done():
+            st.future.set_result(Response(st.status, st.headers, bytes(st.body)))
+        self._release()
+
+    @staticmethod
+    def _resolve_exc(st: _Stream, exc: Exception) -> None:
+        if not st.future.done():
+            st.future.set_exception(exc)
+
+    def _release(self) -> None:
+        """A slot freed: hand it to the next waiter."""
+        while self.waiters and len(self.streams) + self.reserved < self.max_streams:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                self.reserved += 1
+                fut.set_result(None)
+
+    def _update_max_streams(self) -> None:
+        value = self.h2.remote_settings.max_concurrent_streams
+        self.max_streams = max(1, min(int(value), 10_000)) if value is not None else 100
+        self._release()
+
+    def _goaway(self, last_stream_id: int, debug: bytes) -> None:
+        self.going_away = True
+        self.goaway_debug = debug
+        for stream_id in [s for s in self.streams if s > last_stream_id]:
+            st = self.streams.pop(stream_id)
+            self._resolve_exc(st, Unprocessed(f"GOAWAY (last stream {last_stream_id})"))
+        self._fail_waiters(Unprocessed("GOAWAY"))
+        if not self.streams:
+            self._close()
+
+    def _fail_waiters(self, exc: Exception) -> None:
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _fail_all(self, in_flight: Exception, waiting: Exception) -> None:
+        self.closed = True
+        streams, self.streams = self.streams, {}
+        for st in streams.values():
+            # A stream whose body was never fully sent cannot have been processed.
+            self._resolve_exc(
+                st, Unprocessed("connection lost before send") if st.pending else in_flight
+            )
+        self._fail_waiters(waiting)
+
+    def _flush(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        data = self.h2.data_to_send()
+        if data:
+            self.transport.write(data)
+        if self.going_away and not self.streams and not self.closed:
+            self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.h2.close_connection()
+            self._flush()
+        except h2.exceptions.ProtocolError:
+            pass
+        self.going_away = True
+        self._fail_waiters(Unprocessed("client closing"))
+        self._close()
+
+
+class H2Pool:
+    """Connections to one origin; a request goes to the least-loaded connection with room.
+
+    A new connection opens when every open one is full and the pool is below
+    ``max_connections``. :class:`Unprocessed` failures are retried on another connection
+    (bounded), so GOAWAY and refused streams never cost the caller an attempt.
+    """
+
+    def __init__(
+        self,
+        origin: str,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        max_connections: int = 2,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        parts = urlsplit(origin)
+        self.scheme = parts.scheme or "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.authority = parts.netloc
+        self.ssl_context = ssl_context if self.scheme == "https" else None
+        self.max_connections = max_connections
+        self.connect_timeout = connect_timeout
+        self.connections: list[H2Connection] = []
+        self._connecting: asyncio.Task[H2Connection] | None = None
+        self.opened = 0
+        self.closed = False
+
+    async def _open(self) -> H2Connection:
+        loop = asyncio.get_running_loop()
+        conn: H2Connection | None = None
+
+        def factory() -> H2Connection:
+            nonlocal conn
+            conn = H2Connection(self.authority, self.scheme)
+            return conn
+
+        await asyncio.wait_for(
+            loop.create_connection(
+                factory,
+                self.host,
+                self.port,
+                ssl=self.ssl_context,
+                server_hostname=self.host if self.ssl_context else None,
+            ),
+            self.connect_timeout,
+        )
+        assert conn is not None
+        if self.ssl_context is not None and conn.transport is not None:
+            sslobj = conn.transport.get_extra_info("ssl_object")
+            proto = sslobj.selected_alpn_protocol() if sslobj is not None else None
+            if proto != "h2":
+                conn.close()
+                raise ConnectionLost(f"{self.authority} does not offer h2 (ALPN {proto!r})")
+        try:
+            await asyncio.wait_for(asyncio.shield(conn.settings_received), self.connect_timeout)
+        except TimeoutError:
+            pass
+        self.opened += 1
+        return conn
+
+    async def _connection(self) -> H2Connection:
+        self.connections = [c for c in self.connections if c.available]
+        best: H2Connection | None = None
+        for c in self.connections:
+            if c.has_free_slot and (best is None or c.load < best.load):
+                best = c
+        if best is not None:
+            return best
+        if len(self.connections) < self.max_connections:
+            if self._connecting is None or self._connecting.done():
+                self._connecting = asyncio.ensure_future(self._open())
+            task = self._connecting
+            try:
+                conn = await asyncio.shield(task)
+            finally:
+                if task.done() and self._connecting is task:
+                    self._connecting = None
+            if conn not in self.connections and conn.available:
+                self.connections.append(conn)
+            if conn.available:
+                return conn
+            raise Unprocessed("new connection closed at once")
+        return min(self.connections, key=lambda c: c.load)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes = b"",
+        *,
+        timeout: float = 30.0,
+    ) -> Response:
+        if self.closed:
+            raise Unprocessed("pool closed")
+        last: Exception | None = None
+        for _ in range(4):
+            try:
+                conn = await self._connection()
+                return await asyncio.wait_for(conn.request(method, path, headers, body), timeout)
+            except Unprocessed as exc:
+                last = exc
+                continue
+            except TimeoutError as exc:
+                raise ConnectionLost(f"no response within {timeout}s") from exc
+            except OSError as exc:
+                raise ConnectionLost(f"cannot connect to {self.authority}: {exc}") from exc
+        raise ConnectionLost(f"request unprocessed after retries: {last}")
+
+    def close(self) -> None:
+        self.closed = True
+        for c in self.connections:
+            c.close()
+        self.connections.clear()
+
+
+def client_ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx

@@ -1,0 +1,228 @@
+"""The sender core: token store, outbox, provider clients and dispatcher, wired together.
+
+:class:`Sender` is what the HTTP API drives and what the benchmark measures directly:
+``await sender.accept(request)`` resolves the targets, writes the notification to the
+outbox (committed before it returns) and hands its deliveries to the dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from typing import Any
+
+from sender.apns import ApnsProvider
+from sender.config import SenderConfig
+from sender.dispatcher import Dispatcher, Job, Prepared, ProviderClient
+from sender.h2client import client_ssl_context
+from sender.metrics import SenderMetrics
+from sender.outbox import DeliveryRow, NotificationRow, Outbox
+from sender.payload import (
+    FCM_LIMIT,
+    FCM_TOPIC_LIMIT,
+    WEBPUSH_PLAINTEXT_LIMIT,
+    apns_limit,
+    apns_payload,
+    fcm_size,
+    message_from_json,
+    webpush_plaintext,
+)
+from sender.retry import RetryPolicy
+from sender.store import SqliteTokenStore, connect
+from sender.validate import NotificationRequest, ValidationError
+from simulator.clock import Clock, SystemClock
+
+
+class Sender:
+    def __init__(
+        self,
+        config: SenderConfig,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        clients: dict[str, ProviderClient] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.metrics = SenderMetrics()
+        self.db = connect(config.db_path, config.synchronous)
+        self.store = SqliteTokenStore(self.db, self.clock)
+        self.outbox = Outbox(
+            self.db,
+            self.clock,
+            flush_interval=config.flush_interval,
+            before_commit=self.store.flush,
+        )
+        self._clients = clients
+        self.dispatcher: Dispatcher | None = None
+        self.recovered = 0
+
+    def _build_clients(self) -> dict[str, ProviderClient]:
+        cfg = self.config
+        ctx = client_ssl_context(cfg.ca_file)
+        clients: dict[str, ProviderClient] = {}
+        if cfg.apns is not None:
+            clients["apns"] = ApnsProvider(
+                cfg.apns_url,
+                cfg.apns,
+                self.clock,
+                ctx,
+                max_connections=cfg.limits["apns"].max_connections,
+                sandbox_url=cfg.apns_sandbox_url,
+            )
+        if cfg.fcm_url and cfg.fcm_service_account and _has("sender.fcm"):
+            from sender.fcm import FcmProvider
+
+            clients["fcm"] = FcmProvider(
+                cfg.fcm_url,
+                cfg.fcm_service_account,
+                self.clock,
+                ctx,
+                max_connections=cfg.limits["fcm"].max_connections,
+            )
+        if cfg.vapid and _has("sender.webpush"):
+            from sender.webpush import WebPushProvider
+
+            clients["webpush"] = WebPushProvider(
+                cfg.vapid, self.clock, ctx, max_connections=cfg.limits["webpush"].max_connections
+            )
+        return clients
+
+    async def start(self) -> None:
+        clients = self._clients if self._clients is not None else self._build_clients()
+        cfg = self.config
+        self.dispatcher = Dispatcher(
+            clients,
+            self.outbox,
+            self.store,
+            self.metrics,
+            self.clock,
+            self.rng,
+            cfg.limits,
+            retry=RetryPolicy(cfg.max_attempts, cfg.backoff_base, cfg.backoff_cap),
+            breaker_threshold=cfg.breaker_threshold,
+            breaker_open_for=cfg.breaker_open_for,
+        )
+        self.dispatcher.start()
+        self._recover()
+
+    def _recover(self) -> None:
+        """Re-queue every delivery accepted before a restart and not yet finished."""
+        assert self.dispatcher is not None
+        now = self.clock.time()
+        policy = self.dispatcher.retry
+        for n, rows in self.outbox.unfinished():
+            prep = Prepared(n.id, message_from_json(n.message), n.created_at, n.deadline)
+            for row in rows:
+                self.dispatcher.submit(Job(row, prep, policy), delay=max(0.0, row.next_at - now))
+                self.recovered += 1
+
+    async def stop(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        self.outbox.close()
+        self.db.close()
+
+    # -- accepting ----------------------------------------------------------------
+
+    def _targets(self, req: NotificationRequest) -> list[tuple[str, str, dict[str, Any] | None]]:
+        if req.user is not None:
+            out: list[tuple[str, str, dict[str, Any] | None]] = []
+            for reg in self.store.active_for_user(req.user):
+                if reg.provider == "webpush":
+                    out.append(("webpush", reg.token, reg.subscription))
+                elif reg.provider == "apns" and reg.environment == "sandbox":
+                    out.append(("apns", reg.token, {"environment": "sandbox"}))
+                else:
+                    out.append((reg.provider, reg.token, None))
+            return out
+        if req.topic is not None:
+            return [("fcm", "/topics/" + req.topic, {"topic": req.topic})]
+        seen: set[tuple[str, str]] = set()
+        targets: list[tuple[str, str, dict[str, Any] | None]] = []
+        for t in req.tokens:
+            if (t.provider, t.token) in seen:
+                continue
+            seen.add((t.provider, t.token))
+            if t.provider == "webpush":
+                targets.append(("webpush", t.token, t.subscription))
+            elif t.environment == "sandbox":
+                targets.append((t.provider, t.token, {"environment": "sandbox"}))
+            else:
+                targets.append((t.provider, t.token, None))
+        return targets
+
+    @staticmethod
+    def check_size(req: NotificationRequest, providers: set[str]) -> None:
+        """Refuse payloads over a provider's limit here rather than at the provider."""
+        msg = req.message
+        where = "data" if msg.data else "notification"
+        if "apns" in providers:
+            size, limit = len(apns_payload(msg)), apns_limit(msg)
+            if size > limit:
+                raise ValidationError(
+                    f"APNs payload is {size} bytes, over the {limit}-byte limit", where
+                )
+        if "fcm" in providers:
+            size = fcm_size(msg)
+            limit = FCM_TOPIC_LIMIT if req.topic is not None else FCM_LIMIT
+            if size > limit:
+                raise ValidationError(
+                    f"FCM message is {size} bytes, over the {limit}-byte limit", where
+                )
+        if "webpush" in providers:
+            size = len(webpush_plaintext(msg))
+            if size > WEBPUSH_PLAINTEXT_LIMIT:
+                raise ValidationError(
+                    f"Web Push payload is {size} bytes, over the {WEBPUSH_PLAINTEXT_LIMIT}-byte"
+                    " limit (4096 with encryption)",
+                    where,
+                )
+
+    async def accept(self, req: NotificationRequest) -> tuple[str, int, bool]:
+        """Persist and queue a notification; returns (id, targets, duplicate)."""
+        assert self.dispatcher is not None
+        if req.idempotency_key:
+            existing = self.outbox.find_idempotent(req.idempotency_key)
+            if existing is not None:
+                return existing, -1, True
+        targets = self._targets(req)
+        self.check_size(req, {p for p, _, _ in targets})
+        now = self.clock.time()
+        nid = uuid.uuid4().hex
+        deadline = now + self.config.deadline
+        rows = [
+            DeliveryRow(
+                self.outbox.next_delivery_id(), nid, provider, token, target, str(uuid.uuid4())
+            )
+            for provider, token, target in targets
+        ]
+        n = NotificationRow(
+            nid, now, req.message.to_json(), deadline, req.idempotency_key, len(rows)
+        )
+        await self.outbox.accept(n, rows)
+        self.metrics.accepted.inc()
+        prep = Prepared(nid, req.message, now, deadline)
+        policy = self.dispatcher.retry
+        for row in rows:
+            self.dispatcher.submit(Job(row, prep, policy))
+        return nid, len(rows), False
+
+    def receipt(self, notification_id: str, token: str, event: str) -> bool:
+        if not self.outbox.has_delivery_to(notification_id, token):
+            return False
+        self.outbox.record_receipt(notification_id, token, event)
+        self.metrics.receipts.labels(event).inc()
+        return True
+
+    @property
+    def queue_depth(self) -> int:
+        return 0 if self.dispatcher is None else self.dispatcher.open_jobs
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
