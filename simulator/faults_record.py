@@ -1,0 +1,196 @@
+"""The record of every injection: counters, per-second buckets, window events, Retry-After truth.
+
+Times are run seconds (since the simulator started) beside wall-clock epoch seconds, so a
+report can set the injections beside what a sender logged.
+
+Retry-After ground truth: when the simulator answers 429/503 with Retry-After to a scope
+(a device token, a project or a whole provider) it notes the not-before time; a request
+to that scope arriving earlier is a ``retry_after_violation``. A request arriving while
+an outage covers it counts in ``sends_during_outage``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from simulator.faults_spec import PROVIDERS
+
+MAX_WINDOW_EVENTS = 10_000
+MAX_CHURN_EVENTS = 100_000
+
+
+class RetryAfterLedger:
+    """Not-before times per (provider, scope kind, key), and the requests that came early."""
+
+    def __init__(self) -> None:
+        self.not_before: dict[tuple[str, str, str], float] = {}
+        self.violations: Counter[str] = Counter()
+        self.honoured: Counter[str] = Counter()
+        self.has_device_scopes = 0
+
+    def note(self, provider: str, scope: str, key: str, not_before: float) -> None:
+        k = (provider, scope, key)
+        if self.not_before.get(k, -math.inf) < not_before:
+            if k not in self.not_before and scope == "device":
+                self.has_device_scopes += 1
+            self.not_before[k] = not_before
+
+    def check(self, provider: str, token: str | None, project: str | None, now: float) -> bool:
+        """Whether this request came before a Retry-After it was given ran out."""
+        if not self.not_before:
+            return False
+        early = False
+        for scope, key in (("provider", provider), ("device", token), ("project", project)):
+            if key is None:
+                continue
+            k = (provider, scope, key)
+            nb = self.not_before.get(k)
+            if nb is None:
+                continue
+            if now < nb:
+                early = True
+            else:
+                del self.not_before[k]
+                if scope == "device":
+                    self.has_device_scopes -= 1
+                self.honoured[provider] += 1
+        if early:
+            self.violations[provider] += 1
+        return early
+
+
+class FaultRecord:
+    def __init__(self, started_wall: float) -> None:
+        self.started_wall = started_wall
+        self.injected: Counter[tuple[str, str, str, str]] = (
+            Counter()
+        )  # provider, fault id, kind, outcome
+        self.buckets: Counter[tuple[int, str, str, str]] = (
+            Counter()
+        )  # second, provider, fault id, outcome
+        self.windows: list[dict[str, Any]] = []
+        self.churn: list[dict[str, Any]] = []
+        self.sends_during_outage: Counter[str] = Counter()
+        self.ledger = RetryAfterLedger()
+
+    def count(
+        self, now: float, provider: str, fault_id: str, kind: str, outcome: str, n: int = 1
+    ) -> None:
+        self.injected[(provider, fault_id, kind, outcome)] += n
+        self.buckets[(int(now), provider, fault_id, outcome)] += n
+
+    def window(
+        self,
+        at: float,
+        fault_id: str,
+        kind: str,
+        providers: tuple[str, ...],
+        event: str,
+        detail: str = "",
+    ) -> None:
+        if len(self.windows) >= MAX_WINDOW_EVENTS:
+            return
+        entry: dict[str, Any] = {
+            "at": round(at, 6),
+            "wall": round(self.started_wall + at, 6),
+            "fault": fault_id,
+            "kind": kind,
+            "providers": list(providers),
+            "event": event,
+        }
+        if detail:
+            entry["detail"] = detail
+        self.windows.append(entry)
+
+    def churned(
+        self,
+        at: float,
+        fault_id: str,
+        provider: str,
+        device_id: str,
+        action: str,
+        old: str,
+        new: str | None,
+    ) -> None:
+        self.count(
+            at,
+            provider,
+            fault_id,
+            "token_churn",
+            "reinstalled" if action == "reinstall" else "uninstalled",
+        )
+        if len(self.churn) < MAX_CHURN_EVENTS:
+            self.churn.append(
+                {
+                    "at": round(at, 6),
+                    "fault": fault_id,
+                    "provider": provider,
+                    "device_id": device_id,
+                    "action": action,
+                    "old_token": old,
+                    "new_token": new,
+                }
+            )
+
+    # -- reading ------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        injected: dict[str, dict[str, dict[str, int]]] = {}
+        for (provider, _fid, kind, outcome), n in sorted(self.injected.items()):
+            per_kind = injected.setdefault(provider, {}).setdefault(kind, {})
+            per_kind[outcome] = per_kind.get(outcome, 0) + n
+        return {
+            "faults_injected": injected,
+            "retry_after_violations": {p: self.ledger.violations.get(p, 0) for p in PROVIDERS},
+            "retry_after_honoured": {p: self.ledger.honoured.get(p, 0) for p in PROVIDERS},
+            "sends_during_outage": {p: self.sends_during_outage.get(p, 0) for p in PROVIDERS},
+        }
+
+    def timeline(self, now: float) -> dict[str, Any]:
+        return {
+            "started_at": self.started_wall,
+            "now": round(now, 6),
+            "windows": self.windows,
+            "totals": [
+                {"provider": p, "fault": f, "kind": k, "outcome": o, "count": n}
+                for (p, f, k, o), n in sorted(self.injected.items())
+            ],
+            "buckets": [
+                {"second": s, "provider": p, "fault": f, "outcome": o, "count": n}
+                for (s, p, f, o), n in sorted(self.buckets.items())
+            ],
+            "churn": self.churn,
+            **{k: v for k, v in self.stats().items() if k != "faults_injected"},
+        }
+
+    def prometheus(self) -> str:
+        lines = [
+            "# HELP pushsim_faults_injected_total Faults injected by provider, kind, outcome.",
+            "# TYPE pushsim_faults_injected_total counter",
+        ]
+        per: Counter[tuple[str, str, str]] = Counter()
+        for (p, _f, k, o), n in self.injected.items():
+            per[(p, k, o)] += n
+        for (p, k, o), n in sorted(per.items()):
+            lines.append(
+                f'pushsim_faults_injected_total{{provider="{p}",fault="{k}",outcome="{o}"}} {n}'
+            )
+        lines += [
+            "# HELP pushsim_retry_after_violations_total Requests sent before their Retry-After.",
+            "# TYPE pushsim_retry_after_violations_total counter",
+        ]
+        lines += [
+            f'pushsim_retry_after_violations_total{{provider="{p}"}} {n}'
+            for p, n in ((p, self.ledger.violations.get(p, 0)) for p in PROVIDERS)
+        ]
+        lines += [
+            "# HELP pushsim_sends_during_outage_total Requests that arrived during an outage.",
+            "# TYPE pushsim_sends_during_outage_total counter",
+        ]
+        lines += [
+            f'pushsim_sends_during_outage_total{{provider="{p}"}} {n}'
+            for p, n in ((p, self.sends_during_outage.get(p, 0)) for p in PROVIDERS)
+        ]
+        return "\n".join(lines) + "\n"
