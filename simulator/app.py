@@ -25,12 +25,16 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.apns import ApnsConfig, ApnsCore
-from simulator.apns_auth import ProviderTokenVerifier, SigningKey
+from simulator.apns_service import ApnsService
+from simulator.apns_service import install as install_apns
 from simulator.clock import Clock, SystemClock
 from simulator.control import make_control_app
 from simulator.credentials import Credentials, ensure_credentials, server_ssl_context, set_token_uri
 from simulator.devices import Device, DeviceRegistry
+from simulator.faults_auth import AuthPolicy
+from simulator.faults_control import register as register_fault_routes
+from simulator.faults_runtime import FaultRuntime
+from simulator.faults_spec import FaultSpec, load_fault_file
 from simulator.h2server import Listener, ListenerOptions
 from simulator.stats import Stats
 from simulator.webpush import WebPushConfig
@@ -77,9 +81,16 @@ class Simulator:
         self.webpush_config = WebPushConfig()  # flavour, rate, lifetime: see simulator.webpush
         self.endpoints: dict[str, str] = {}
         self.creds: Credentials | None = None
+        self.apns: ApnsService | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
         self.control_port = 0
+        # The fault plan (simulator.faults*): the gate in front of every core, the record,
+        # and the auth rules the cores read (see simulator.faults_auth).
+        self.auth_policy = AuthPolicy()
+        fault_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
+        self.faults = FaultRuntime(self.clock, fault_seed, self.registry, self.auth_policy, self.stats)
+        self.control_extensions.append(register_fault_routes)
 
     @property
     def webpush_base_url(self) -> str:
@@ -88,34 +99,33 @@ class Simulator:
     # -- building -----------------------------------------------------------------
 
     def _build_cores(self, creds: Credentials) -> dict[str, tuple[Any, ListenerOptions]]:
-        verifier = ProviderTokenVerifier(
-            [SigningKey(creds.apns.key_id, creds.apns.team_id, creds.apns.public_key(), frozenset({creds.apns.bundle_id}))]
+        self.apns = install_apns(self, creds)
+        verifier = self.apns.verifier
+        # auth faults: provider-token expiry enforced (max age) or relaxed (None: never expires)
+        self.auth_policy.subscribe(
+            lambda p: setattr(verifier, "max_age", p.apns_token_max_age if p.apns_token_max_age is not None else float("inf"))
         )
-        shutdown = b'{"reason":"Shutdown"}'
-        apns_opts = ListenerOptions(max_concurrent_streams=1000, shutdown_debug_data=shutdown)
         cores: dict[str, tuple[Any, ListenerOptions]] = {
-            "apns": (
-                ApnsCore(self.registry, verifier, self.clock, self.stats, ApnsConfig("production")),
-                apns_opts,
-            ),
-            "apns_sandbox": (
-                ApnsCore(self.registry, verifier, self.clock, self.stats, ApnsConfig("sandbox")),
-                ListenerOptions(max_concurrent_streams=1000, shutdown_debug_data=shutdown),
-            ),
+            **self.apns.listeners(),
             "fcm": (NotFoundHandler(), ListenerOptions()),
             "webpush": (install_webpush(self), ListenerOptions()),
         }
         return cores
 
     async def start(self) -> dict[str, str]:
+        self.faults.begin()  # the run clock starts now
+        planned: list[FaultSpec] = load_fault_file(self.scenario_path) if self.scenario_path else []
         self.creds = creds = ensure_credentials(self.state_dir, self.seed)
         self.ssl_context = server_ssl_context(creds) if self.tls else None
         cores = self._build_cores(creds)
         for i, name in enumerate(LISTENER_ORDER):
             handler, opts = cores[name]
-            listener = Listener(name, handler, self.ssl_context, opts, self.clock)
+            listener = Listener(name, self.faults.gate(name, handler), self.ssl_context, opts, self.clock)
             await listener.start(self.host, self.port + i if self.port else 0)
             self.listeners[name] = listener
+        self.faults.attach(self.listeners)
+        self.faults.apply(planned)
+        self.faults.start_scheduler()
         app = make_control_app(self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -146,6 +156,7 @@ class Simulator:
         os.replace(tmp, path)
 
     async def stop(self) -> None:
+        await self.faults.stop()
         for listener in self.listeners.values():
             await listener.stop()
         if self._runner is not None:
@@ -176,10 +187,11 @@ class Simulator:
             for p in ("apns", "fcm", "webpush")
         }
         snap["deliveries"] = reg.delivery_seq
+        snap.update(self.faults.record.stats())
         return snap
 
     def prometheus(self) -> str:
-        return self.stats.prometheus()
+        return self.stats.prometheus() + self.faults.record.prometheus()
 
 
 async def serve(sim: Simulator, stop: asyncio.Event) -> None:

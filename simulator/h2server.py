@@ -29,14 +29,15 @@ import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import h11
 import h2.config
 import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h11
 
 from simulator.clock import Clock, SystemClock
 from simulator.wire import (
@@ -66,7 +67,9 @@ _H2_CONFIG = h2.config.H2Configuration(
     normalize_outbound_headers=False,
 )
 
-_INTERNAL_ERROR = Respond(500, (("content-type", "application/json"),), b'{"reason":"InternalServerError"}')
+_INTERNAL_ERROR = Respond(
+    500, (("content-type", "application/json"),), b'{"reason":"InternalServerError"}'
+)
 
 
 @dataclass
@@ -107,6 +110,7 @@ class ProviderProtocol(asyncio.Protocol):
         self._closed = False
         self._going_away = False
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._last_active = 0.0
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -132,10 +136,12 @@ class ProviderProtocol(asyncio.Protocol):
         if sslobj is not None:
             self.info.peer_cert = sslobj.getpeercert() or None
             self.info.peer_cert_der = sslobj.getpeercert(binary_form=True)
-            if sslobj.selected_alpn_protocol() == "h2":
+            alpn = sslobj.selected_alpn_protocol()
+            if alpn == "h2":
                 self._start_h2(b"")
-            else:
+            elif alpn is not None:
                 self._start_h11(b"")
+            # no ALPN (aioapns' default context, for one): sniff for the h2 preface
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -183,7 +189,9 @@ class ProviderProtocol(asyncio.Protocol):
             self._closed = True
             self.transport.close()
 
-    def go_away(self, error_code: int = 0, debug_data: bytes = b"", last_stream_id: int | None = None) -> None:
+    def go_away(
+        self, error_code: int = 0, debug_data: bytes = b"", last_stream_id: int | None = None
+    ) -> None:
         """Send GOAWAY (h2) and close; on HTTP/1.1 just close."""
         if self._closed:
             return
@@ -191,7 +199,9 @@ class ProviderProtocol(asyncio.Protocol):
         if self._h2 is not None:
             try:
                 self._h2.close_connection(
-                    error_code=error_code, additional_data=debug_data or None, last_stream_id=last_stream_id
+                    error_code=error_code,
+                    additional_data=debug_data or None,
+                    last_stream_id=last_stream_id,
                 )
                 self._flush()
             except h2.exceptions.ProtocolError:
@@ -204,19 +214,26 @@ class ProviderProtocol(asyncio.Protocol):
         loop.call_later(0.05, self.close)
 
     def _arm_idle(self) -> None:
+        """Note activity; one timer per connection checks the deadline (no per-request timers)."""
         timeout = self.listener.options.idle_timeout
         if not timeout:
             return
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
         loop = asyncio.get_running_loop()
-        self._idle_handle = loop.call_later(timeout, self._idle_expired)
+        self._last_active = loop.time()
+        if self._idle_handle is None:
+            self._idle_handle = loop.call_later(timeout, self._idle_expired)
 
     def _idle_expired(self) -> None:
-        if not self._closed and not self._streams:
+        self._idle_handle = None
+        timeout = self.listener.options.idle_timeout
+        if self._closed or not timeout:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = self._last_active + timeout - loop.time()
+        if remaining <= 0 and not self._streams:
             self.go_away(0, self.listener.options.idle_debug_data)
-        elif not self._closed:
-            self._arm_idle()
+        else:
+            self._idle_handle = loop.call_later(max(remaining, timeout / 10), self._idle_expired)
 
     # -- h2 --------------------------------------------------------------------
 
@@ -236,7 +253,7 @@ class ProviderProtocol(asyncio.Protocol):
         )
         conn.initiate_connection()
         # Open the connection-level receive window wide as well.
-        conn.increment_flow_control_window((1 << 24))
+        conn.increment_flow_control_window(1 << 24)
         self._h2 = conn
         self._flush()
         if initial:
@@ -259,6 +276,7 @@ class ProviderProtocol(asyncio.Protocol):
             self.close()
             return
         streams = self._streams
+        ev: Any
         for ev in events:
             t = type(ev)
             if t is h2.events.RequestReceived:
@@ -309,7 +327,9 @@ class ProviderProtocol(asyncio.Protocol):
                 headers.append((k.decode("latin-1").lower(), v.decode("utf-8", "replace")))
         if authority:
             headers.append(("host", authority))
-        req = Request(method, path, headers, bytes(st.body), self.info, stream_id, authority, scheme)
+        req = Request(
+            method, path, headers, bytes(st.body), self.info, stream_id, authority, scheme
+        )
         self._arm_idle()
         self._run(req)
 
@@ -397,7 +417,10 @@ class ProviderProtocol(asyncio.Protocol):
             elif isinstance(ev, h11.EndOfMessage):
                 head = self._h11_head
                 assert head is not None
-                headers = [(k.decode("latin-1").lower(), v.decode("utf-8", "replace")) for k, v in head.headers]
+                headers = [
+                    (k.decode("latin-1").lower(), v.decode("utf-8", "replace"))
+                    for k, v in head.headers
+                ]
                 authority = next((v for k, v in headers if k == "host"), "")
                 req = Request(
                     head.method.decode("latin-1"),
@@ -421,7 +444,12 @@ class ProviderProtocol(asyncio.Protocol):
         try:
             body = b"bad request"
             self.transport.write(
-                conn.send(h11.Response(status_code=status, headers=[("content-length", str(len(body))), ("connection", "close")]))
+                conn.send(
+                    h11.Response(
+                        status_code=status,
+                        headers=[("content-length", str(len(body))), ("connection", "close")],
+                    )
+                )
                 + conn.send(h11.Data(data=body))
                 + conn.send(h11.EndOfMessage())
             )
@@ -559,10 +587,17 @@ class Listener:
         loop = asyncio.get_running_loop()
         self.host = host
         if sock is not None:
-            self.server = await loop.create_server(self._factory, sock=sock, ssl=self.ssl_context, backlog=1024)
+            self.server = await loop.create_server(
+                self._factory, sock=sock, ssl=self.ssl_context, backlog=1024
+            )
         else:
             self.server = await loop.create_server(
-                self._factory, host, port, ssl=self.ssl_context, backlog=1024, reuse_port=self.reuse_port or None
+                self._factory,
+                host,
+                port,
+                ssl=self.ssl_context,
+                backlog=1024,
+                reuse_port=self.reuse_port or None,
             )
         self.port = self.server.sockets[0].getsockname()[1]
 
