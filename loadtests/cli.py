@@ -1,0 +1,113 @@
+"""``pushsim run [SCENARIO]``: run a scenario end to end and judge it; ``--check`` only validates."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from loadtests import DEFAULT_SCENARIO
+from loadtests.scenario import Scenario, ScenarioError, load
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "scenario", nargs="?", default=DEFAULT_SCENARIO,
+        help=f"a bundled scenario name (see 'pushsim scenarios') or a YAML file (default: {DEFAULT_SCENARIO})",
+    )
+    parser.add_argument("--out", type=Path, help="output directory (default: ./out/<scenario>-<timestamp>)")
+    parser.add_argument("--quick", action="store_true", help="apply the scenario's quick: overrides (CI: under a minute)")
+    parser.add_argument("--check", action="store_true", help="validate the scenario file and exit")
+    parser.add_argument("--target", metavar="URL", help="drive this sender instead of starting the reference sender")
+    parser.add_argument(
+        "--simulator", type=Path, metavar="DIR",
+        help="use the simulator already running with this --state-dir (required with --target)",
+    )
+    parser.add_argument("--workers", type=int, default=0, metavar="N", help="run a Locust master and N local workers")
+    parser.add_argument("--seed", type=int, help="seed for tokens, traffic mix and injected chance")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line while the load runs")
+
+
+def _loopback_url(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"--target: expected an http:// URL, got {url!r}"
+    host = parts.hostname
+    if host != "localhost" and not host.startswith("127.") and host != "::1":
+        return f"--target: pushsim only sends traffic to loopback (127.0.0.0/8, ::1, localhost), got {host!r}"
+    return None
+
+
+def describe(sc: Scenario) -> str:
+    pop = ", ".join(f"{n} {p}" for p, n in sc.population.devices.items() if n)
+    objs = ", ".join(f"{o.name} {o.kind.op} {o.required:g}" for o in sc.objectives) or "none"
+    faults = len(sc.faults) if isinstance(sc.faults, list) else (1 if sc.faults else 0)
+    return (
+        f"{sc.source}: ok: {sc.name}: {pop} devices for {sc.population.users} users; "
+        f"{sc.load.shape} load, {sc.load.users} users x {sc.load.rate_per_user:g}/s for {sc.duration:g}s; "
+        f"{faults} fault(s); objectives: {objs}"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        sc = load(args.scenario, quick=args.quick)
+        if args.check:
+            print(describe(sc))
+            if not args.quick:
+                load(args.scenario, quick=True)  # the quick overrides must be valid too
+            return 0
+    except ScenarioError as exc:
+        print(f"pushsim run: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 0 or args.workers > 64:
+        print(f"pushsim run: --workers: expected 0-64, got {args.workers}", file=sys.stderr)
+        return 2
+    if args.target:
+        err = _loopback_url(args.target)
+        if err:
+            print(f"pushsim run: {err}", file=sys.stderr)
+            return 2
+        if args.simulator is None:
+            print(
+                "pushsim run: --target needs --simulator DIR: start 'pushsim simulator --state-dir DIR', point "
+                "your sender at DIR/endpoints.json, then pass the same DIR here",
+                file=sys.stderr,
+            )
+            return 2
+
+    from loadtests import harness, report
+
+    out = args.out or harness.default_out(sc)
+    options = harness.RunOptions(
+        out=out, quick=args.quick, target=args.target, simulator_dir=args.simulator,
+        workers=args.workers, seed=args.seed, progress=not args.no_progress,
+    )
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        result = harness.run(sc, options)
+    except KeyboardInterrupt:
+        print("\npushsim run: interrupted; every child process was stopped", file=sys.stderr)
+        return 130
+    except harness.HarnessError as exc:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "junit.xml").write_text(report.junit_error(sc.name, str(exc)), encoding="utf-8")
+        (out / "report.json").write_text(
+            json.dumps({"scenario": {"name": sc.name}, "passed": False, "error": str(exc)}, indent=2) + "\n"
+        )
+        print(f"pushsim run: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    doc = report.write_all(result)
+    print(report.summary_text(doc))
+    return 0 if result.passed else 1

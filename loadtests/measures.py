@@ -1,0 +1,374 @@
+"""Measures from ground truth (pure): the simulator's record, the sender's metrics, what Locust sent.
+
+The judge is the simulator, not the sender: a notification counts as delivered only when
+the simulated device received it (matched by the ``correlation_id`` the harness planted).
+
+Deliverability, per (notification, device) pair that the notification was addressed to:
+
+- delivered: the simulator logged a delivery with that correlation id to that device;
+- not deliverable: the device was uninstalled before the send, or its token changed
+  (reinstall or uninstall) after ``send time - grace`` and nothing arrived -- a sender
+  cannot deliver to a token the device gave up before the sender could learn the new one;
+- lost: everything else -- the sender accepted it, the device was there, nothing arrived.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Prometheus text to ``{"name": total, 'name{k="v"}': value}`` (totals summed over labels)."""
+    out: dict[str, float] = defaultdict(float)
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        if math.isnan(value):
+            continue
+        name, labels = m.group(1), m.group(2)
+        out[name] += value
+        if labels:
+            pairs = ",".join(f'{k}="{v}"' for k, v in sorted(_LABEL.findall(labels)))
+            out[f"{name}{{{pairs}}}"] += value
+    return dict(out)
+
+
+def metric(metrics: dict[str, float] | None, name: str, **labels: str) -> float | None:
+    if metrics is None:
+        return None
+    if not labels:
+        return metrics.get(name)
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    total = 0.0
+    found = False
+    for key, value in metrics.items():
+        if key.startswith(name + "{") and all(w in key for w in want):
+            total += value
+            found = True
+    return total if found else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
+    return s[k]
+
+
+def normalize_token(provider: str, token: str) -> str:
+    """The simulator's token for a sender's stored token (Web Push stores the endpoint URL)."""
+    if provider == "webpush" and "/wp/" in token:
+        return token.rsplit("/wp/", 1)[1]
+    if provider == "apns":
+        return token.lower()
+    return token
+
+
+def find_count(stats: Any, key: str) -> int | None:
+    """A counter named ``key`` anywhere in ``/_sim/stats`` (summed if given per provider)."""
+    if isinstance(stats, dict):
+        if key in stats:
+            return _total(stats[key])
+        found = [c for v in stats.values() if (c := find_count(v, key)) is not None]
+        return sum(found) if found else None
+    return None
+
+
+def _total(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, dict):
+        parts = [t for v in value.values() if (t := _total(v)) is not None]
+        return sum(parts) if parts else 0
+    if isinstance(value, list):
+        return len(value)
+    return None
+
+
+@dataclass
+class GroundTruth:
+    """Everything read back after a run (plain JSON-like data, so measures stay pure)."""
+
+    sent: list[dict[str, Any]]  # Locust's log: c, t, ms, st, ok, kind, dev
+    deliveries: list[dict[str, Any]]  # /_sim/deliveries
+    feed: list[dict[str, Any]]  # /_sim/feed
+    dead_tokens: list[dict[str, Any]]  # /_sim/dead_tokens
+    sim_stats: dict[str, Any]
+    sender_dead: list[dict[str, Any]] | None  # GET /v1/devices?status=dead (None: not available)
+    sender_active: list[dict[str, Any]] | None
+    metrics_start: dict[str, float] | None
+    metrics_end: dict[str, float] | None
+    metric_samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+    load_started_at: float = 0.0
+    load_ended_at: float = 0.0
+    ended_at: float = 0.0
+    grace_s: float = 3.0
+
+
+def _delta(gt: GroundTruth, name: str) -> float | None:
+    end = metric(gt.metrics_end, name)
+    if end is None:
+        return None
+    start = metric(gt.metrics_start, name) or 0.0
+    return max(0.0, end - start)
+
+
+def _device_timelines(feed: Iterable[dict[str, Any]]) -> tuple[dict[str, list[float]], dict[str, float]]:
+    events: dict[str, list[float]] = defaultdict(list)
+    uninstalled: dict[str, float] = {}
+    for e in feed:
+        dev = str(e.get("device_id"))
+        at = float(e.get("at", 0.0))
+        events[dev].append(at)
+        if e.get("event") == "uninstalled":
+            uninstalled[dev] = min(at, uninstalled.get(dev, at))
+        elif e.get("event") == "rotated":
+            uninstalled.pop(dev, None)
+    return events, uninstalled
+
+
+def compute(gt: GroundTruth) -> dict[str, Any]:
+    m: dict[str, Any] = {}
+    accepted = [s for s in gt.sent if s.get("ok")]
+    m["requests"] = len(gt.sent)
+    m["accepted"] = len(accepted)
+    m["api_errors"] = len(gt.sent) - len(accepted)
+    m["api_error_ratio"] = (m["api_errors"] / len(gt.sent)) if gt.sent else None
+    if not gt.sent:
+        m["api_error_ratio__why"] = "no notification requests were made"
+    api_ms = [float(s.get("ms", 0.0)) for s in gt.sent]
+    for q in (50, 95, 99):
+        m[f"api_latency_p{q}_ms"] = percentile(api_ms, q)
+    times = [float(s["t"]) for s in gt.sent]
+    span = (max(times) - min(times)) if len(times) > 1 else 0.0
+    span = max(span, 1.0)
+    m["load_seconds"] = round(span, 3)
+    m["throughput_per_s"] = round(len(accepted) / span, 2) if accepted else 0.0
+
+    # Ground truth: which addressed devices got each notification.
+    by_corr: dict[str, dict[str, Any]] = {str(s["c"]): s for s in accepted if s.get("c")}
+    delivered_at: dict[tuple[str, str], float] = {}
+    seen: Counter[tuple[str, str]] = Counter()
+    ours = 0
+    for d in gt.deliveries:
+        corr = d.get("correlation_id")
+        if corr is None or corr not in by_corr:
+            continue
+        ours += 1
+        key = (str(corr), str(d.get("device_id")))
+        seen[key] += 1
+        at = float(d.get("at", 0.0))
+        delivered_at[key] = min(at, delivered_at.get(key, at))
+    m["deliveries"] = ours
+    m["duplicate_deliveries"] = sum(n - 1 for n in seen.values() if n > 1)
+
+    events, uninstalled = _device_timelines(gt.feed)
+    delivered = lost = excused = 0
+    lost_examples: list[dict[str, Any]] = []
+    lost_corr: set[str] = set()
+    delivery_ms: list[float] = []
+    for corr, s in by_corr.items():
+        t = float(s["t"])
+        for dev in s.get("dev") or []:
+            key = (corr, str(dev))
+            if key in delivered_at:
+                delivered += 1
+                delivery_ms.append(max(0.0, (delivered_at[key] - t) * 1000))
+                continue
+            gone = uninstalled.get(str(dev))
+            if gone is not None and gone <= t:
+                excused += 1
+                continue
+            if any(at >= t - gt.grace_s for at in events.get(str(dev), ())):
+                excused += 1
+                continue
+            lost += 1
+            lost_corr.add(corr)
+            if len(lost_examples) < 20:
+                lost_examples.append({"correlation_id": corr, "device_id": dev, "sent_at": t, "id": s.get("nid")})
+    deliverable = delivered + lost
+    m["deliverable"] = deliverable
+    m["delivered"] = delivered
+    m["not_deliverable"] = excused
+    m["lost"] = lost
+    m["lost_notifications"] = len(lost_corr)
+    m["lost_examples"] = lost_examples
+    m["delivered_ratio"] = round(delivered / deliverable, 6) if deliverable else None
+    if not deliverable:
+        m["delivered_ratio__why"] = "no accepted notification was addressed to a live device"
+    m["topic_sends"] = sum(1 for s in accepted if s.get("kind") == "topic")
+    for q in (50, 95, 99):
+        v = percentile(delivery_ms, q)
+        m[f"delivery_latency_p{q}_ms"] = round(v, 2) if v is not None else None
+    m["delivered_per_s"] = round(delivered / span, 2) if delivered else 0.0
+
+    # The sender's own account (its metrics), as deltas over the run.
+    m["sender_sent"] = _delta(gt, "pushsim_sender_sent_total")
+    m["sender_delivered"] = _delta(gt, "pushsim_sender_delivered_total")
+    m["sender_failed"] = _delta(gt, "pushsim_sender_failed_total")
+    m["sender_dead_lettered"] = _delta(gt, "pushsim_sender_dead_lettered_total")
+    m["sender_retries"] = _delta(gt, "pushsim_sender_retries_total")
+    m["sender_tokens_pruned"] = _delta(gt, "pushsim_sender_tokens_pruned_total")
+
+    # Provider answers other than success, from the simulator's counters.
+    providers = gt.sim_stats.get("providers", {}) if isinstance(gt.sim_stats, dict) else {}
+    answers = failures = 0
+    for outcomes in providers.values():
+        if not isinstance(outcomes, dict):
+            continue
+        for k, v in outcomes.items():
+            if k == "total" or not isinstance(v, int):
+                continue
+            answers += v
+            if k not in ("delivered", "ok", "success", "accepted", "stored", "queued", "validated"):
+                failures += v
+    m["provider_requests"] = answers
+    m["provider_failures"] = failures
+    retries = m["sender_retries"]
+    if retries is None:
+        m["retries_per_failure"] = None
+        m["retries_per_failure__why"] = "the sender exposes no pushsim_sender_retries_total"
+    else:
+        m["retries_per_failure"] = round(retries / failures, 3) if failures else 0.0
+
+    # Dead tokens: wasted sends, prune delay, stale tokens left.
+    m["dead_token_sends"] = sum(int(r.get("count", 0)) for r in gt.dead_tokens)
+    m["wasted_sends"] = sum(max(0, int(r.get("count", 0)) - 1) for r in gt.dead_tokens)
+    m["dead_tokens_answered"] = len(gt.dead_tokens)
+    m.update(_pruning(gt))
+
+    for key in ("retry_after_violations", "sends_during_outage"):
+        v = find_count(gt.sim_stats, key)
+        m[key] = v
+        if v is None:
+            m[f"{key}__why"] = "the simulator's /_sim/stats does not report it (no fault plan support)"
+    m["faults_injected"] = find_count(gt.sim_stats, "injected")
+    return m
+
+
+def _pruning(gt: GroundTruth) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if gt.sender_active is None or gt.sender_dead is None:
+        why = "the sender does not list its registrations (GET /v1/devices?status=...)"
+        for k in ("prune_delay_max_s", "prune_delay_p50_s", "stale_tokens_left"):
+            out[k] = None
+            out[f"{k}__why"] = why
+        return out
+    active = {(str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token")))) for r in gt.sender_active}
+    died: dict[tuple[str, str], float] = {}
+    for r in gt.sender_dead:
+        key = (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
+        if isinstance(r.get("died_at"), (int, float)):
+            died[key] = float(r["died_at"])
+    delays: list[float] = []
+    stale: list[dict[str, Any]] = []
+    for rec in gt.dead_tokens:
+        key = (str(rec.get("provider")), normalize_token(str(rec.get("provider")), str(rec.get("token"))))
+        first = float(rec.get("first_rejected_at", 0.0))
+        if key in active:
+            stale.append(rec)
+            delays.append(max(0.0, gt.ended_at - first))
+        elif key in died:
+            delays.append(max(0.0, died[key] - first))
+    out["stale_tokens_left"] = len(stale)
+    out["stale_examples"] = [
+        {"provider": r.get("provider"), "token": str(r.get("token"))[:24], "first_rejected_at": r.get("first_rejected_at")}
+        for r in stale[:10]
+    ]
+    out["tokens_pruned_seen"] = len(delays) - len(stale)
+    out["prune_delay_max_s"] = round(max(delays), 3) if delays else 0.0
+    p50 = percentile(delays, 50)
+    out["prune_delay_p50_s"] = round(p50, 3) if p50 is not None else None
+    return out
+
+
+# -- time series for the report -----------------------------------------------------------
+
+
+def series(gt: GroundTruth, bucket_s: float = 1.0) -> dict[str, Any]:
+    """Per-second series on one time axis (seconds since the load started)."""
+    t0 = gt.load_started_at or (min((float(s["t"]) for s in gt.sent), default=0.0))
+    end = max(gt.ended_at, gt.load_ended_at, t0 + 1)
+    n = max(1, min(3600, math.ceil((end - t0) / bucket_s)))
+
+    def idx(t: float) -> int | None:
+        i = int((t - t0) // bucket_s)
+        return i if 0 <= i < n else None
+
+    sent = [0] * n
+    errors = [0] * n
+    lat: list[list[float]] = [[] for _ in range(n)]
+    for s in gt.sent:
+        i = idx(float(s["t"]))
+        if i is None:
+            continue
+        sent[i] += 1
+        if not s.get("ok"):
+            errors[i] += 1
+        lat[i].append(float(s.get("ms", 0.0)))
+    corrs = {str(s.get("c")) for s in gt.sent}
+    delivered = [0] * n
+    for d in gt.deliveries:
+        if d.get("correlation_id") in corrs:
+            i = idx(float(d.get("at", 0.0)))
+            if i is not None:
+                delivered[i] += 1
+    retries: list[float | None] = [None] * n
+    queue: list[float | None] = [None] * n
+    prev: float | None = None
+    for t, sample in gt.metric_samples:
+        i = idx(t)
+        r = metric(sample, "pushsim_sender_retries_total")
+        if i is not None and r is not None:
+            retries[i] = max(0.0, r - prev) if prev is not None else 0.0
+        if r is not None:
+            prev = r
+        q = metric(sample, "pushsim_sender_queue_depth")
+        if i is not None and q is not None:
+            queue[i] = q
+    # Stale-token cleanup: tokens answered dead so far vs pruned by the sender so far.
+    rejected_t = sorted(float(r.get("first_rejected_at", 0.0)) - t0 for r in gt.dead_tokens)
+    pruned_t: list[float] = []
+    if gt.sender_dead is not None:
+        dead_keys = {
+            (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
+            for r in gt.dead_tokens
+        }
+        for r in gt.sender_dead:
+            key = (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
+            if key in dead_keys and isinstance(r.get("died_at"), (int, float)):
+                pruned_t.append(float(r["died_at"]) - t0)
+    pruned_t.sort()
+    return {
+        "t0": t0,
+        "bucket_s": bucket_s,
+        "load_end_s": max(0.0, gt.load_ended_at - t0) if gt.load_ended_at else None,
+        "sent": sent,
+        "errors": errors,
+        "delivered": delivered,
+        "api_p50_ms": [percentile(b, 50) for b in lat],
+        "api_p99_ms": [percentile(b, 99) for b in lat],
+        "retries": retries,
+        "queue_depth": queue,
+        "rejected_at": rejected_t,
+        "pruned_at": pruned_t,
+    }

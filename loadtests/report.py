@@ -1,0 +1,353 @@
+"""Reports of a run: a summary for the terminal, report.json, junit.xml and report.html.
+
+report.html is self-contained (inline SVG and CSS, no network assets): a verdict banner,
+headline numbers, throughput / latency / retries over time with the fault windows drawn
+on the same time axis, the objectives table (measured vs required) and the stale-token
+cleanup curve.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from loadtests.objectives import Verdict, fmt
+
+
+def _num(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) >= 10:
+            return str(int(v))
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def summary_text(doc: dict[str, Any]) -> str:
+    """The run's summary as printed at the end of ``pushsim run``."""
+    m = doc["measures"]
+    verdicts = doc["objectives"]
+    passed = sum(1 for v in verdicts if v["passed"])
+    word = "PASSED" if doc["passed"] else "FAILED"
+    lines = [f"pushsim run {doc['scenario']['name']}: {word} ({passed}/{len(verdicts)} objectives held)"]
+    lines.append(
+        f"  sent        {m['accepted']} notifications accepted of {m['requests']} requests "
+        f"({m['api_errors']} API errors, {m.get('topic_sends', 0)} to topics)"
+    )
+    ratio = m.get("delivered_ratio")
+    lines.append(
+        f"  delivered   {m['delivered']}/{m['deliverable']} deliverable "
+        f"({_num(ratio * 100 if ratio is not None else None, 2)}%), {m['lost']} lost, "
+        f"{m.get('not_deliverable', 0)} not deliverable (token changed), {m['duplicate_deliveries']} duplicates"
+    )
+    failed = m.get("sender_failed")
+    lines.append(
+        f"  failed      {_num(failed, 0)} by the sender's count, {_num(m.get('sender_dead_lettered'), 0)} dead-lettered; "
+        f"{m.get('dead_token_sends', 0)} sends to dead tokens, {_num(m.get('sender_retries'), 0)} retries"
+    )
+    lines.append(
+        f"  throughput  {_num(m['throughput_per_s'])}/s accepted, {_num(m.get('delivered_per_s'))}/s delivered "
+        f"over {_num(m['load_seconds'])}s"
+    )
+    lines.append(
+        f"  latency     API p50 {_num(m.get('api_latency_p50_ms'))} ms, p95 {_num(m.get('api_latency_p95_ms'))} ms, "
+        f"p99 {_num(m.get('api_latency_p99_ms'))} ms; to the device p50 {_num(m.get('delivery_latency_p50_ms'))} ms, "
+        f"p99 {_num(m.get('delivery_latency_p99_ms'))} ms"
+    )
+    for v in verdicts:
+        mark = "ok  " if v["passed"] else "FAIL"
+        lines.append(f"  [{mark}] {v['name']}: {v['detail']}")
+    for ex in m.get("lost_examples", [])[:3]:
+        lines.append(f"  lost: {ex['correlation_id']} to device {ex['device_id']} (notification {ex.get('id')})")
+    lines.append(f"  report      {doc['outputs']['html']}")
+    return "\n".join(lines)
+
+
+def build_doc(result: Any) -> dict[str, Any]:
+    out: Path = result.out
+    sc = result.scenario
+    return {
+        "pushsim": "run-report/1",
+        "generated_at": time.time(),
+        "scenario": {"name": sc.name, "description": sc.description, "source": sc.source,
+                     "duration_s": sc.duration, "load": sc.load.shape, "population": sc.population.devices},
+        "passed": result.passed,
+        "objectives": [v.to_json() for v in result.verdicts],
+        "measures": result.measures,
+        "faults": result.faults,
+        "series": result.series,
+        "run": result.info,
+        "outputs": {
+            "json": str(out / "report.json"), "html": str(out / "report.html"), "junit": str(out / "junit.xml"),
+            "locust_html": str(out / "locust.html"), "locust_csv": str(out / "locust_stats.csv"),
+        },
+    }
+
+
+def write_all(result: Any) -> dict[str, Any]:
+    doc = build_doc(result)
+    out: Path = result.out
+    (out / "report.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / "junit.xml").write_text(junit_xml(doc["scenario"]["name"], result.verdicts, doc), encoding="utf-8")
+    (out / "report.html").write_text(render_html(doc), encoding="utf-8")
+    return doc
+
+
+# -- junit ------------------------------------------------------------------------------
+
+
+def junit_xml(name: str, verdicts: list[Verdict], doc: dict[str, Any] | None = None) -> str:
+    failures = sum(1 for v in verdicts if not v.passed)
+    duration = 0.0
+    if doc is not None:
+        info = doc.get("run", {})
+        duration = max(0.0, float(info.get("ended_at", 0.0)) - float(info.get("load_started_at", 0.0)))
+    suite = ET.Element(
+        "testsuite", name=f"pushsim.{name}", tests=str(len(verdicts)), failures=str(failures),
+        errors="0", skipped="0", time=f"{duration:.3f}",
+    )
+    for v in verdicts:
+        case = ET.SubElement(suite, "testcase", classname=f"pushsim.{name}", name=v.name, time="0")
+        measured = fmt(v.measured, v.unit)
+        required = f"{v.op} {fmt(v.required, v.unit)}"
+        if not v.passed:
+            fail = ET.SubElement(
+                case, "failure", message=f"{v.measure}: measured {measured}, required {required}", type="ObjectiveFailed"
+            )
+            fail.text = f"{v.description}\n{v.detail}"
+        out = ET.SubElement(case, "system-out")
+        out.text = f"{v.measure} = {measured} (required {required}): {v.description}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def junit_error(name: str, message: str) -> str:
+    suite = ET.Element("testsuite", name=f"pushsim.{name}", tests="1", failures="0", errors="1")
+    case = ET.SubElement(suite, "testcase", classname=f"pushsim.{name}", name="run")
+    err = ET.SubElement(case, "error", message=message.splitlines()[0][:500] if message else "error", type="HarnessError")
+    err.text = message
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+# -- SVG charts ---------------------------------------------------------------------------
+
+COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c"]
+FAULT_COLORS = {"outage": "#fecaca", "throttle": "#fde68a", "latency": "#bfdbfe", "errors": "#fbcfe8",
+                "token_churn": "#ddd6fe", "auth": "#c7d2fe"}
+
+
+def _nice_max(v: float) -> float:
+    if v <= 0:
+        return 1.0
+    exp = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * exp:
+            return m * exp
+    return 10 * exp
+
+
+def line_chart(
+    title: str,
+    series: list[tuple[str, list[tuple[float, float]]]],
+    x_max: float,
+    faults: list[dict[str, Any]],
+    unit: str = "",
+    *,
+    step: bool = False,
+    marker: float | None = None,
+    width: int = 900,
+    height: int = 240,
+) -> str:
+    left, right, top, bottom = 56, 16, 28, 34
+    pw, ph = width - left - right, height - top - bottom
+    x_max = max(x_max, 1.0)
+    y_top = _nice_max(max((y for _, pts in series for _, y in pts), default=0.0) * 1.05)
+
+    def sx(x: float) -> float:
+        return left + pw * max(0.0, min(x, x_max)) / x_max
+
+    def sy(y: float) -> float:
+        return top + ph - ph * max(0.0, y) / y_top
+
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">']
+    parts.append(f'<text x="{left}" y="17" class="ct">{html.escape(title)}</text>')
+    for f in faults:
+        x0, x1 = sx(float(f.get("start_s", 0.0))), sx(float(f.get("end_s", 0.0)))
+        color = FAULT_COLORS.get(str(f.get("kind")), "#e5e7eb")
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{top}" width="{max(2.0, x1 - x0):.1f}" height="{ph}" fill="{color}" opacity="0.7">'
+            f"<title>{html.escape(str(f.get('kind')))} {html.escape(str(f.get('provider', '')))}</title></rect>"
+        )
+        parts.append(
+            f'<text x="{x0 + 3:.1f}" y="{top + 12}" class="fl">{html.escape(str(f.get("kind")))} '
+            f"{html.escape(str(f.get('provider', '')))}</text>"
+        )
+    for i in range(5):
+        yv = y_top * i / 4
+        y = sy(yv)
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="ax" text-anchor="end">{_num(yv, 1 if y_top < 10 else 0)}</text>')
+    ticks = 10
+    for i in range(ticks + 1):
+        xv = x_max * i / ticks
+        parts.append(f'<text x="{sx(xv):.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">{xv:.0f}s</text>')
+    if marker is not None and 0 < marker < x_max:
+        mx = sx(marker)
+        parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{top + ph}" class="mark"/>')
+        parts.append(f'<text x="{mx + 3:.1f}" y="{top + ph - 4}" class="fl">load ends</text>')
+    parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>')
+    lx = left + pw
+    for i, (name, pts) in enumerate(series):
+        color = COLORS[i % len(COLORS)]
+        if pts:
+            coords: list[str] = []
+            prev_y: float | None = None
+            for x, y in pts:
+                if step and prev_y is not None:
+                    coords.append(f"{sx(x):.1f},{sy(prev_y):.1f}")
+                coords.append(f"{sx(x):.1f},{sy(y):.1f}")
+                prev_y = y
+            parts.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{color}" stroke-width="2"/>')
+        label = f"{name}{' (' + unit + ')' if unit else ''}"
+        lx -= 8 + 7 * len(label) + 14
+        parts.append(f'<rect x="{lx:.0f}" y="8" width="10" height="10" fill="{color}"/>')
+        parts.append(f'<text x="{lx + 14:.0f}" y="17" class="ax">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _pts(values: list[Any], bucket: float) -> list[tuple[float, float]]:
+    return [((i + 0.5) * bucket, float(v)) for i, v in enumerate(values) if v is not None]
+
+
+def _cumulative(times: list[float]) -> list[tuple[float, float]]:
+    pts: list[tuple[float, float]] = [(0.0, 0.0)]
+    for i, t in enumerate(sorted(times)):
+        pts.append((max(0.0, t), float(i + 1)))
+    return pts
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f8fafc;color:#0f172a}
+main{max-width:960px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
+.muted{color:#64748b}
+.banner{padding:14px 18px;border-radius:10px;color:#fff;font-size:20px;font-weight:650;margin:16px 0}
+.pass{background:#16a34a}.fail{background:#dc2626}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px}
+.card{background:#fff;border:1px solid #e2e8f0;border-radius:10px;padding:10px 12px}
+.card b{display:block;font-size:22px}.card span{color:#64748b;font-size:12px}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e8f0;border-radius:10px}
+th,td{text-align:left;padding:7px 10px;border-bottom:1px solid #e2e8f0;vertical-align:top}
+th{background:#f1f5f9;font-weight:600}
+.ok{color:#16a34a;font-weight:700}.bad{color:#dc2626;font-weight:700}
+.chart{width:100%;height:auto;background:#fff;border:1px solid #e2e8f0;border-radius:10px;margin:6px 0}
+.ct{font-size:13px;font-weight:600;fill:#0f172a}.ax{font-size:11px;fill:#475569}.fl{font-size:10px;fill:#7f1d1d}
+.grid{stroke:#e2e8f0;stroke-width:1}.frame{fill:none;stroke:#cbd5e1}.mark{stroke:#64748b;stroke-dasharray:4 3}
+code{background:#f1f5f9;padding:1px 4px;border-radius:4px}
+"""
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    sc = doc["scenario"]
+    m = doc["measures"]
+    ser = doc["series"]
+    faults = doc.get("faults", [])
+    bucket = float(ser.get("bucket_s", 1.0))
+    n = len(ser.get("sent", []))
+    x_max = max(n * bucket, 1.0)
+    load_end = ser.get("load_end_s")
+    verdicts = doc["objectives"]
+    ok = doc["passed"]
+    held = sum(1 for v in verdicts if v["passed"])
+    ratio = m.get("delivered_ratio")
+    cards = [
+        ("accepted", _num(m.get("accepted"))),
+        ("delivered / deliverable", f"{m.get('delivered')}/{m.get('deliverable')}"),
+        ("lost", _num(m.get("lost"))),
+        ("delivered ratio", f"{ratio * 100:.2f}%" if isinstance(ratio, (int, float)) else "–"),
+        ("throughput /s", _num(m.get("throughput_per_s"))),
+        ("API p99 ms", _num(m.get("api_latency_p99_ms"))),
+        ("to device p99 ms", _num(m.get("delivery_latency_p99_ms"))),
+        ("retries", _num(m.get("sender_retries"), 0)),
+        ("stale tokens left", _num(m.get("stale_tokens_left"))),
+        ("wasted sends", _num(m.get("wasted_sends"))),
+    ]
+    rows = []
+    for v in verdicts:
+        cls, word = ("ok", "passed") if v["passed"] else ("bad", "FAILED")
+        rows.append(
+            f"<tr><td class='{cls}'>{word}</td><td><code>{html.escape(v['name'])}</code><br>"
+            f"<span class='muted'>{html.escape(v['description'])}</span></td>"
+            f"<td>{html.escape(fmt(v['measured'], v['unit']))}</td>"
+            f"<td>{html.escape(v['op'])} {html.escape(fmt(v['required'], v['unit']))}</td></tr>"
+        )
+    if not rows:
+        rows.append("<tr><td colspan='4' class='muted'>this scenario states no objectives</td></tr>")
+    charts = [
+        line_chart("Throughput (per second)", [("accepted", _pts(ser["sent"], bucket)),
+                                                ("delivered", _pts(ser["delivered"], bucket)),
+                                                ("API errors", _pts(ser["errors"], bucket))],
+                   x_max, faults, marker=load_end),
+        line_chart("API latency of POST /v1/notifications", [("p50", _pts(ser["api_p50_ms"], bucket)),
+                                                             ("p99", _pts(ser["api_p99_ms"], bucket))],
+                   x_max, faults, "ms", marker=load_end),
+        line_chart("Sender retries and queue depth", [("retries/s", _pts(ser["retries"], bucket)),
+                                                      ("queue depth", _pts(ser["queue_depth"], bucket))],
+                   x_max, faults, marker=load_end),
+        line_chart("Stale-token cleanup (cumulative)", [("answered dead by provider", _cumulative(ser["rejected_at"])),
+                                                        ("pruned by sender", _cumulative(ser["pruned_at"]))],
+                   x_max, faults, step=True, marker=load_end),
+    ]
+    fault_rows = "".join(
+        f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('provider', '')))}</td>"
+        f"<td>{_num(f.get('start_s'))}s – {_num(f.get('end_s'))}s</td><td>{_num(f.get('count'))}</td></tr>"
+        for f in faults
+    ) or "<tr><td colspan='4' class='muted'>no faults injected</td></tr>"
+    measures_rows = "".join(
+        f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_num(v, 3))}</td></tr>"
+        for k, v in m.items()
+        if not k.endswith("__why") and isinstance(v, (int, float, type(None)))
+    )
+    lost = "".join(
+        f"<tr><td><code>{html.escape(str(e['correlation_id']))}</code></td><td>{html.escape(str(e['device_id']))}</td>"
+        f"<td>{html.escape(str(e.get('id')))}</td></tr>"
+        for e in m.get("lost_examples", [])
+    )
+    lost_html = (
+        f"<h2>Lost notifications (first {len(m.get('lost_examples', []))})</h2><table><tr><th>correlation id</th>"
+        f"<th>device</th><th>notification id</th></tr>{lost}</table>" if lost else ""
+    )
+    run = doc.get("run", {})
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>pushsim {html.escape(sc['name'])}: {'passed' if ok else 'FAILED'}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>
+<body><main>
+<h1>pushsim run <code>{html.escape(sc['name'])}</code></h1>
+<div class="muted">{html.escape(sc.get('description') or '')}</div>
+<div class="muted">sender {html.escape(str(run.get('sender', '')))} · {run.get('devices', '?')} devices ·
+load {html.escape(str(sc['load']))} for {_num(sc['duration_s'])}s{' · quick' if run.get('quick') else ''} ·
+seed {run.get('seed', '?')} · {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(doc['generated_at']))}</div>
+<div class="banner {'pass' if ok else 'fail'}">{'PASSED' if ok else 'FAILED'}: {held} of {len(verdicts)} objectives held</div>
+<div class="cards">{''.join(f'<div class="card"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in cards)}</div>
+<h2>Objectives</h2>
+<table><tr><th></th><th>objective</th><th>measured</th><th>required</th></tr>{''.join(rows)}</table>
+<h2>Over time</h2>
+<div class="muted">Seconds since the load started; shaded bands are injected faults.</div>
+{''.join(charts)}
+<h2>Faults injected</h2>
+<table><tr><th>kind</th><th>provider</th><th>window</th><th>count</th></tr>{fault_rows}</table>
+{lost_html}
+<h2>All measures</h2>
+<table><tr><th>measure</th><th>value</th></tr>{measures_rows}</table>
+<p class="muted">Locust's own report: <a href="locust.html">locust.html</a>, CSV <code>locust_stats.csv</code>.
+Machine-readable: <a href="report.json">report.json</a>, <a href="junit.xml">junit.xml</a>.</p>
+</main></body></html>
+"""

@@ -1,0 +1,32 @@
+"""``pushsim scenarios``: the bundled scenarios, one line each."""
+
+from __future__ import annotations
+
+import argparse
+
+from loadtests.scenario import ScenarioError, bundled, load
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--paths", action="store_true", help="show each scenario's file path")
+
+
+def main(args: argparse.Namespace) -> int:
+    rc = 0
+    paths = bundled()
+    width = max((len(p.stem) for p in paths), default=8)
+    for path in paths:
+        try:
+            sc = load(str(path))
+        except ScenarioError as exc:
+            print(f"{path.stem:<{width}}  INVALID: {exc}")
+            rc = 1
+            continue
+        line = f"{sc.name:<{width}}  {sc.description.strip().splitlines()[0] if sc.description else ''}"
+        if args.paths:
+            line += f"  ({path})"
+        print(line)
+    if not paths:
+        print("no bundled scenarios found")
+        return 1
+    return rc
