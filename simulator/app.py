@@ -35,6 +35,7 @@ from simulator.faults_auth import AuthPolicy
 from simulator.faults_control import register as register_fault_routes
 from simulator.faults_runtime import FaultRuntime
 from simulator.faults_spec import FaultSpec, load_fault_file
+from simulator.fcm_router import build_fcm
 from simulator.h2server import Listener, ListenerOptions
 from simulator.stats import Stats
 from simulator.webpush import WebPushConfig
@@ -107,7 +108,7 @@ class Simulator:
         )
         cores: dict[str, tuple[Any, ListenerOptions]] = {
             **self.apns.listeners(),
-            "fcm": (NotFoundHandler(), ListenerOptions()),
+            "fcm": build_fcm(self, creds),
             "webpush": (install_webpush(self), ListenerOptions()),
         }
         return cores
