@@ -44,7 +44,7 @@ from simulator.webpush_crypto import (
     decrypt_aesgcm,
 )
 from simulator.webpush_flavours import Flavour, flavour
-from simulator.webpush_vapid import VapidCheck, VapidVerifier, parse_authorization
+from simulator.webpush_vapid import VapidCheck, VapidVerifier
 from simulator.wire import Action, Request, Respond
 
 PROVIDER = "webpush"
@@ -67,6 +67,8 @@ class WebPushConfig:
     # Seconds after minting at which a subscription expires; None = never.
     subscription_lifetime: float | None = None
     max_pending: int = 100  # undelivered messages held per offline browser
+    # Reuse ECDH results per (subscription, sender ephemeral key); off = ECDH on every message.
+    ecdh_cache: bool = True
     # Overrides of the flavour's 404/410 choice for dead subscriptions.
     unsubscribed_status: int | None = None
     expired_status: int | None = None
@@ -79,6 +81,7 @@ class WebPushConfig:
             "rate_burst": self.rate_burst,
             "subscription_lifetime": self.subscription_lifetime,
             "max_pending": self.max_pending,
+            "ecdh_cache": self.ecdh_cache,
             "unsubscribed_status": self.unsubscribed_status,
             "expired_status": self.expired_status,
         }
@@ -252,7 +255,7 @@ class WebPushCore:
     def _check_vapid(
         self, req: Request, headers: dict[str, str], dev: Device, fl: Flavour, now: float
     ) -> VapidCheck | Respond | None:
-        parsed = parse_authorization(headers.get("authorization"), headers.get("crypto-key"))
+        parsed = self.vapid.parse(headers.get("authorization"), headers.get("crypto-key"))
         bound = self._bound_key(dev)
         if parsed is None:
             if bound is not None:
@@ -314,6 +317,9 @@ class WebPushCore:
             self._keys[dev.token] = keys
         return keys
 
+    def _ikm(self) -> IkmCache | None:
+        return self.ikm_cache if self.config.ecdh_cache else None
+
     def _decrypt(
         self, headers: dict[str, str], body: bytes, dev: Device
     ) -> tuple[bytes | None, str | None] | Respond:
@@ -329,14 +335,14 @@ class WebPushCore:
         encoding = encoding.strip().lower()
         try:
             if encoding == AES128GCM:
-                out = decrypt_aes128gcm(body, self._receiver(dev), self.ikm_cache)
+                out = decrypt_aes128gcm(body, self._receiver(dev), self._ikm())
             elif encoding == AESGCM_LEGACY:
                 out = decrypt_aesgcm(
                     body,
                     headers.get("encryption"),
                     headers.get("crypto-key"),
                     self._receiver(dev),
-                    self.ikm_cache,
+                    self._ikm(),
                 )
             else:
                 return self.error(
@@ -389,7 +395,7 @@ class WebPushCore:
             "payload": None,
         }
         if vapid is not None:
-            entry["vapid"] = {"k": b64url(vapid.key), "sub": vapid.sub, "exp": int(vapid.exp)}
+            entry["vapid"] = {"k": vapid.key_text, "sub": vapid.sub, "exp": int(vapid.exp)}
         if plaintext is not None:
             try:
                 text = plaintext.decode("utf-8")

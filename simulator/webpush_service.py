@@ -5,7 +5,8 @@ Control routes (JSON over HTTP/1.1, beside the rest of ``/_sim/``):
 - ``GET /_sim/webpush/config`` and ``PATCH /_sim/webpush/config`` with any of
   ``{"flavour": "mozilla"|"google"|"apple", "rate_per_second": float|null,
   "rate_burst": int, "subscription_lifetime": seconds|null, "max_payload": int,
-  "max_pending": int, "unsubscribed_status": 404|410|null, "expired_status": 404|410|null}``;
+  "max_pending": int, "ecdh_cache": bool, "unsubscribed_status": 404|410|null,
+  "expired_status": 404|410|null}``;
 - ``POST /_sim/webpush/subscriptions/{device_id}/expire``: the subscription expires now
   (sends then get the flavour's expired status, 410 or 404);
 - ``GET /_sim/webpush/pending/{device_id}``: messages an offline browser still holds;
@@ -74,6 +75,9 @@ def apply_config(config: WebPushConfig, body: dict[str, Any]) -> tuple[str, str]
         elif name in ("rate_burst", "max_payload", "max_pending"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 return name, f"expected a positive integer, got {value!r}"
+        elif name == "ecdh_cache":
+            if not isinstance(value, bool):
+                return name, f"expected true or false, got {value!r}"
         elif name in ("unsubscribed_status", "expired_status"):
             if value not in (None, 404, 410):
                 return name, f"expected 404, 410 or null, got {value!r}"

@@ -43,6 +43,7 @@ class VapidCheck:
     sub: str = ""
     exp: float = 0.0
     aud: str = ""
+    key_text: str = ""  # k as the sender wrote it
 
     @property
     def ok(self) -> bool:
@@ -114,6 +115,7 @@ class VapidVerifier:
     def __init__(self, cache_size: int = 20_000) -> None:
         self._cache: dict[tuple[str, str], VapidCheck] = {}
         self._cache_size = cache_size
+        self._parsed: dict[tuple[str | None, str | None], VapidCredentials | VapidCheck | None] = {}
         self.verifications = 0  # signatures actually checked (cache misses)
 
     def _verify(self, creds: VapidCredentials) -> VapidCheck:
@@ -163,14 +165,32 @@ class VapidVerifier:
             return _fail(
                 403, "vapid_invalid", f"JWT sub must be a mailto: or https: URI, got {sub!r}"
             )
-        return VapidCheck(0, "", "", raw, sub, float(exp), aud.rstrip("/"))
+        return VapidCheck(0, "", "", raw, sub, float(exp), aud.rstrip("/"), creds.key)
+
+    def parse(
+        self, authorization: str | None, crypto_key: str | None
+    ) -> VapidCredentials | VapidCheck | None:
+        """:func:`parse_authorization`, remembered per header value (senders repeat it)."""
+        ck = (authorization, crypto_key)
+        try:
+            return self._parsed[ck]
+        except KeyError:
+            pass
+        parsed = parse_authorization(authorization, crypto_key)
+        if len(self._parsed) >= self._cache_size:
+            self._parsed.clear()
+        self._parsed[ck] = parsed
+        return parsed
 
     def check(self, creds: VapidCredentials, now: float, origins: tuple[str, ...]) -> VapidCheck:
         """Verify ``creds`` at time ``now`` for a request addressed to one of ``origins``."""
         ck = (creds.key, creds.token)
         result = self._cache.get(ck)
         if result is None:
-            result = self._verify(creds)
+            try:
+                result = self._verify(creds)
+            except (ValueError, TypeError, KeyError) as exc:  # odd input the JWT library missed
+                result = _fail(403, "vapid_invalid", f"token does not verify ({exc})")
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[ck] = result
