@@ -140,7 +140,7 @@ def test_condition_evaluation(text: str, topics: set[str], expected: bool) -> No
         "('a' in topics",
         "'a' in topics)",
         "'a b' in topics",
-        "'a' in topics || 'b' in topics || 'c' in topics || 'd' in topics || 'e' in topics || 'f' in topics",
+        " || ".join(f"'{t}' in topics" for t in "abcdef"),
     ],
 )
 def test_condition_errors(text: str) -> None:
