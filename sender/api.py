@@ -69,7 +69,7 @@ async def list_devices(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in ("active", "dead"):
         return _error("status: expected active or dead", "status")
-    regs = sender.store.list(request.query.get("user_id"), status)
+    regs = sender.store.list_devices(request.query.get("user_id"), status)
     return _json({"devices": [r.to_json() for r in regs]})
 
 

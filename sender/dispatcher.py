@@ -116,8 +116,8 @@ class Dispatcher:
 
     async def stop(self) -> None:
         self.running = False
-        for t in self._timers:
-            t.cancel()
+        for handle in self._timers:
+            handle.cancel()
         self._timers.clear()
         tasks = [t for lane in self.lanes.values() for t in lane.workers]
         for t in tasks:
@@ -126,7 +126,7 @@ class Dispatcher:
         for client in self.clients.values():
             client.close()
 
-    async def drain(self, timeout: float | None = None) -> bool:
+    async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every submitted delivery is finished; False on timeout."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)

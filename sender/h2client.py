@@ -126,8 +126,7 @@ class H2Connection(asyncio.Protocol):
             self._close()
             return
         for event in events:
-            t = type(event)
-            if t is h2.events.ResponseReceived or t is h2.events.TrailersReceived:
+            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
                 st = self.streams.get(event.stream_id)
                 if st is not None:
                     for k, v in event.headers:
@@ -135,15 +134,15 @@ class H2Connection(asyncio.Protocol):
                             st.status = int(v)
                         else:
                             st.headers[k] = v
-            elif t is h2.events.DataReceived:
+            elif isinstance(event, h2.events.DataReceived):
                 st = self.streams.get(event.stream_id)
                 if st is not None:
                     st.body += event.data
                 if event.flow_controlled_length:
                     self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif t is h2.events.StreamEnded:
+            elif isinstance(event, h2.events.StreamEnded):
                 self._finish(event.stream_id)
-            elif t is h2.events.StreamReset:
+            elif isinstance(event, h2.events.StreamReset):
                 st = self.streams.pop(event.stream_id, None)
                 if st is not None:
                     if event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM:
@@ -151,13 +150,13 @@ class H2Connection(asyncio.Protocol):
                     else:
                         self._resolve_exc(st, StreamReset(int(event.error_code)))
                 self._release()
-            elif t is h2.events.RemoteSettingsChanged:
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
                 self._update_max_streams()
                 if not self.settings_received.done():
                     self.settings_received.set_result(None)
-            elif t is h2.events.WindowUpdated:
+            elif isinstance(event, h2.events.WindowUpdated):
                 self._send_pending()
-            elif t is h2.events.ConnectionTerminated:
+            elif isinstance(event, h2.events.ConnectionTerminated):
                 self._goaway(event.last_stream_id or 0, event.additional_data or b"")
         self._flush()
 
@@ -430,7 +429,7 @@ class H2Pool:
         headers: list[tuple[bytes, bytes]],
         body: bytes = b"",
         *,
-        timeout: float = 30.0,
+        timeout: float = 30.0,  # noqa: ASYNC109 (a per-request response deadline)
     ) -> Response:
         if self.closed:
             raise Unprocessed("pool closed")

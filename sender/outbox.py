@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     provider_message_id TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_notification ON deliveries (notification_id);
-CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (status) WHERE status IN ('pending', 'retrying');
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (status)
+    WHERE status IN ('pending', 'retrying');
 CREATE TABLE IF NOT EXISTS attempts (
     delivery_id INTEGER NOT NULL,
     at REAL NOT NULL,

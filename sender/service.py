@@ -7,7 +7,6 @@ outbox (committed before it returns) and hands its deliveries to the dispatcher.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from typing import Any
@@ -86,7 +85,11 @@ class Sender:
             from sender.webpush import WebPushProvider
 
             clients["webpush"] = WebPushProvider(
-                cfg.vapid, self.clock, ctx, max_connections=cfg.limits["webpush"].max_connections
+                cfg.vapid,
+                self.clock,
+                ctx,
+                max_connections=cfg.limits["webpush"].max_connections,
+                ca_file=cfg.ca_file,
             )
         return clients
 

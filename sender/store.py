@@ -102,7 +102,9 @@ class TokenStore(Protocol):
 
     def delete(self, registration_id: str) -> bool: ...
 
-    def list(self, user_id: str | None = None, status: str | None = None) -> list[Registration]: ...
+    def list_devices(
+        self, user_id: str | None = None, status: str | None = None
+    ) -> list[Registration]: ...
 
     def active_for_user(self, user_id: str) -> list[Registration]: ...
 
@@ -240,7 +242,9 @@ class SqliteTokenStore:
         self._unindex(reg)
         return True
 
-    def list(self, user_id: str | None = None, status: str | None = None) -> list[Registration]:
+    def list_devices(
+        self, user_id: str | None = None, status: str | None = None
+    ) -> list[Registration]:
         regs = (
             list(self.by_user.get(user_id, {}).values())
             if user_id is not None

@@ -1,0 +1,212 @@
+"""Web Push: RFC 8291 message encryption (aes128gcm), RFC 8292 VAPID, and the transport.
+
+Each message gets a fresh ephemeral P-256 key and salt. The VAPID JWT for a push service's
+origin is signed once and reused for ``vapid_lifetime`` (well inside its 24-hour ``exp``).
+The body goes over HTTP/2 when the endpoint's TLS handshake offers ``h2`` and over
+HTTP/1.1 (aiohttp) otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import ssl
+import struct
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import jwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sender.classify import Kind, Outcome, classify_webpush, transport_failure
+from sender.h2client import ConnectionLost, H2Error, H2Pool
+from sender.payload import webpush_headers, webpush_plaintext
+from simulator.clock import Clock
+
+if TYPE_CHECKING:
+    from sender.dispatcher import Job
+
+RECORD_SIZE = 4096
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _hkdf(salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
+    return HKDF(hashes.SHA256(), length, salt, info).derive(ikm)
+
+
+def encrypt(
+    plaintext: bytes,
+    p256dh: str,
+    auth: str,
+    *,
+    salt: bytes | None = None,
+    private_key: ec.EllipticCurvePrivateKey | None = None,
+) -> bytes:
+    """RFC 8291 aes128gcm: one record, header salt || rs || idlen || as_public."""
+    ua_public = b64url_decode(p256dh)
+    auth_secret = b64url_decode(auth)
+    salt = salt if salt is not None else os.urandom(16)
+    as_private = private_key or ec.generate_private_key(ec.SECP256R1())
+    as_public = as_private.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    ua_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), ua_public)
+    ecdh_secret = as_private.exchange(ec.ECDH(), ua_key)
+    ikm = _hkdf(auth_secret, ecdh_secret, b"WebPush: info\x00" + ua_public + as_public, 32)
+    cek = _hkdf(salt, ikm, b"Content-Encoding: aes128gcm\x00", 16)
+    nonce = _hkdf(salt, ikm, b"Content-Encoding: nonce\x00", 12)
+    ciphertext = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)
+    return salt + struct.pack("!IB", RECORD_SIZE, len(as_public)) + as_public + ciphertext
+
+
+class Vapid:
+    """Signs and caches the ``authorization`` header per push-service origin."""
+
+    def __init__(self, keys: dict[str, Any], clock: Clock, *, lifetime: float = 3600.0) -> None:
+        self.private_key_pem = keys["private_key"]
+        self.public_key = keys["public_key"]
+        self.subject = keys.get("subject") or "mailto:ops@example.com"
+        self.clock = clock
+        self.lifetime = lifetime
+        self._cache: dict[str, tuple[float, bytes]] = {}
+        self.signed = 0
+
+    def header(self, origin: str) -> bytes:
+        now = self.clock.time()
+        hit = self._cache.get(origin)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        exp = int(now) + 12 * 3600
+        token = jwt.encode(
+            {"aud": origin, "exp": exp, "sub": self.subject},
+            self.private_key_pem,
+            algorithm="ES256",
+            headers={"typ": "JWT"},
+        )
+        value = f"vapid t={token}, k={self.public_key}".encode()
+        self._cache[origin] = (now + self.lifetime, value)
+        self.signed += 1
+        return value
+
+    def invalidate(self, origin: str) -> None:
+        self._cache.pop(origin, None)
+
+
+class WebPushProvider:
+    provider = "webpush"
+
+    def __init__(
+        self,
+        vapid_keys: dict[str, Any],
+        clock: Clock,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        max_connections: int = 2,
+        timeout: float = 15.0,
+        ca_file: str | None = None,
+    ) -> None:
+        self.clock = clock
+        self.vapid = Vapid(vapid_keys, clock)
+        self.ssl_context = ssl_context
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.pools: dict[str, H2Pool] = {}
+        self.http1_origins: set[str] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._h1_ssl: ssl.SSLContext | None = None
+        if ssl_context is not None:
+            # Same trust, but offering only HTTP/1.1 for the aiohttp fallback.
+            self._h1_ssl = ssl.create_default_context(cafile=ca_file)
+            if ca_file is None:
+                self._h1_ssl = ssl_context
+
+    def _body(self, job: Job) -> bytes:
+        prep = job.prepared
+        plaintext = prep.cache.get("webpush")
+        if plaintext is None:
+            plaintext = prep.cache["webpush"] = webpush_plaintext(prep.message)
+        sub = job.row.target or {}
+        keys = sub.get("keys") or {}
+        return encrypt(plaintext, keys["p256dh"], keys["auth"])
+
+    async def deliver(self, job: Job) -> tuple[Outcome, int | None]:
+        endpoint = job.row.token
+        parts = urlsplit(endpoint)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            body = self._body(job)
+        except (KeyError, ValueError) as exc:
+            return Outcome(Kind.PERMANENT, f"bad subscription keys: {exc}"), None
+        headers = [
+            (b"authorization", self.vapid.header(origin)),
+            (b"content-encoding", b"aes128gcm"),
+            (b"content-type", b"application/octet-stream"),
+            *webpush_headers(job.prepared.message),
+        ]
+        status: int
+        resp_body: bytes
+        retry_after: str | None
+        try:
+            if origin in self.http1_origins or parts.scheme != "https":
+                status, resp_body, retry_after = await self._post_h1(endpoint, headers, body)
+            else:
+                try:
+                    pool = self.pools.get(origin)
+                    if pool is None:
+                        pool = self.pools[origin] = H2Pool(
+                            origin, self.ssl_context, max_connections=self.max_connections
+                        )
+                    resp = await pool.request("POST", path, headers, body, timeout=self.timeout)
+                    status, resp_body, retry_after = (
+                        resp.status,
+                        resp.body,
+                        resp.header("retry-after"),
+                    )
+                except ConnectionLost as exc:
+                    if "does not offer h2" not in str(exc):
+                        raise
+                    self.http1_origins.add(origin)
+                    self.pools.pop(origin).close()
+                    status, resp_body, retry_after = await self._post_h1(endpoint, headers, body)
+        except (H2Error, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return transport_failure(str(exc) or type(exc).__name__), None
+        outcome = classify_webpush(status, resp_body, retry_after, self.clock.time())
+        if outcome.kind.value == "reauth":
+            self.vapid.invalidate(origin)
+        return outcome, status
+
+    async def _post_h1(
+        self, url: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, bytes, str | None]:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._h1_ssl if self._h1_ssl else False, limit=0)
+            self._session = aiohttp.ClientSession(connector=connector)
+        h = {k.decode(): v.decode() for k, v in headers}
+        async with self._session.post(
+            url, data=body, headers=h, timeout=aiohttp.ClientTimeout(total=self.timeout)
+        ) as resp:
+            return resp.status, await resp.read(), resp.headers.get("retry-after")
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+        self.pools.clear()
+        if self._session is not None:
+            session, self._session = self._session, None
+            try:
+                asyncio.get_running_loop().create_task(session.close())
+            except RuntimeError:
+                pass
