@@ -25,7 +25,13 @@ from typing import Any
 
 from simulator.apns_auth import ConnectionAuth, ProviderTokenVerifier
 from simulator.apns_certs import identify
-from simulator.apns_headers import MAX_STORE_SECONDS, HeaderError, Notification, parse_headers
+from simulator.apns_headers import (
+    MAX_STORE_SECONDS,
+    HeaderError,
+    Notification,
+    canonical_apns_id,
+    parse_headers,
+)
 from simulator.clock import Clock
 from simulator.devices import Device, DeviceRegistry, TokenState, find_correlation
 from simulator.stats import Stats
@@ -119,7 +125,10 @@ class ApnsCore:
 
         parsed = parse_headers(req.headers)
         if type(parsed) is HeaderError:
-            return self.error(parsed.status, parsed.reason, self._new_id())
+            # APNs echoes the request's apns-id on every error it can (not on BadMessageId).
+            sent = req.header("apns-id")
+            echo = canonical_apns_id(sent) if sent is not None else None
+            return self.error(parsed.status, parsed.reason, echo or self._new_id())
         assert isinstance(parsed, Notification)
         apns_id = parsed.apns_id or self._new_id()
 
@@ -182,7 +191,8 @@ class ApnsCore:
         return Respond(200, (("apns-id", apns_id),))
 
     def _operator_failure(self, req: Request) -> Action:
-        apns_id = req.header("apns-id") or self._new_id()
+        sent = req.header("apns-id")
+        apns_id = (canonical_apns_id(sent) if sent is not None else None) or self._new_id()
         if self.config.draining:
             resp = self.error(503, "Shutdown", apns_id)
             return GoAway(0, SHUTDOWN_DEBUG, req.stream_id, resp)
