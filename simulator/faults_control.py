@@ -6,6 +6,7 @@
 - ``GET /_sim/faults``: the plan with each fault's state (pending/active/expired) and counts.
 - ``DELETE /_sim/faults/{id}``, ``DELETE /_sim/faults``: remove one, or all.
 - ``GET /_sim/timeline``: windows opened/closed, totals, per-second buckets, churn events.
+- ``POST /_sim/timeline/start``: restart the run clock now (scenario windows count from here).
 """
 
 from __future__ import annotations
@@ -87,7 +88,15 @@ async def timeline(request: web.Request) -> web.Response:
     return web.json_response(rt.record.timeline(rt.now()))
 
 
+async def start_timeline(request: web.Request) -> web.Response:
+    """Restart the run clock now: scenario windows count from this moment (the load's start)."""
+    rt = _rt(request)
+    delta = rt.rearm()
+    return web.json_response({"started_at": rt.record.started_wall, "shifted_by": round(delta, 6)})
+
+
 def register(app: web.Application) -> None:
+    app.router.add_post("/_sim/timeline/start", start_timeline)
     app.router.add_post("/_sim/faults", apply_faults)
     app.router.add_get("/_sim/faults", list_faults)
     app.router.add_delete("/_sim/faults", clear_faults)

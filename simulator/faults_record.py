@@ -70,7 +70,8 @@ class FaultRecord:
         self.buckets: Counter[tuple[int, str, str, str]] = (
             Counter()
         )  # second, provider, fault id, outcome
-        self.windows: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # windows opened / closed, in order
+        self.fault_windows: dict[str, dict[str, Any]] = {}  # fault id -> start, end
         self.churn: list[dict[str, Any]] = []
         self.sends_during_outage: Counter[str] = Counter()
         self.ledger = RetryAfterLedger()
@@ -86,23 +87,52 @@ class FaultRecord:
         at: float,
         fault_id: str,
         kind: str,
-        providers: tuple[str, ...],
+        provider: str,
         event: str,
         detail: str = "",
+        planned_end: float | None = None,
     ) -> None:
-        if len(self.windows) >= MAX_WINDOW_EVENTS:
+        """A window opened or closed (``at`` in run seconds)."""
+        w = self.fault_windows.get(fault_id)
+        if event == "opened" and w is None:
+            w = self.fault_windows[fault_id] = {
+                "fault": fault_id,
+                "kind": kind,
+                "provider": provider,
+                "start": round(at, 6),
+                "end": None,
+                "planned_end": planned_end,
+            }
+        elif event == "closed" and w is not None and w["end"] is None:
+            w["end"] = round(at, 6)
+        if len(self.events) >= MAX_WINDOW_EVENTS:
             return
         entry: dict[str, Any] = {
             "at": round(at, 6),
             "wall": round(self.started_wall + at, 6),
             "fault": fault_id,
             "kind": kind,
-            "providers": list(providers),
+            "provider": provider,
             "event": event,
         }
         if detail:
             entry["detail"] = detail
-        self.windows.append(entry)
+        self.events.append(entry)
+
+    def shift(self, delta: float) -> None:
+        """The run clock restarted ``delta`` seconds later: re-express the record in it."""
+        self.started_wall += delta
+        for e in self.events:
+            e["at"] = round(e["at"] - delta, 6)
+        for c in self.churn:
+            c["at"] = round(c["at"] - delta, 6)
+        for w in self.fault_windows.values():
+            for key in ("start", "end", "planned_end"):
+                if w[key] is not None:
+                    w[key] = round(w[key] - delta, 6)
+        self.buckets = Counter(
+            {(math.floor(s - delta), p, f, o): n for (s, p, f, o), n in self.buckets.items()}
+        )
 
     def churned(
         self,
@@ -152,7 +182,8 @@ class FaultRecord:
         return {
             "started_at": self.started_wall,
             "now": round(now, 6),
-            "windows": self.windows,
+            "windows": [self._window_view(w, now) for w in self.fault_windows.values()],
+            "events": self.events,
             "totals": [
                 {"provider": p, "fault": f, "kind": k, "outcome": o, "count": n}
                 for (p, f, k, o), n in sorted(self.injected.items())
@@ -164,6 +195,17 @@ class FaultRecord:
             "churn": self.churn,
             **{k: v for k, v in self.stats().items() if k != "faults_injected"},
         }
+
+    def _window_view(self, w: dict[str, Any], now: float) -> dict[str, Any]:
+        out = dict(w)
+        out["open"] = w["end"] is None
+        if w["end"] is None:
+            planned = w["planned_end"]
+            out["end"] = planned if planned is not None and planned > now else round(now, 6)
+        out["start_wall"] = round(self.started_wall + w["start"], 6)
+        out["end_wall"] = round(self.started_wall + out["end"], 6)
+        out["count"] = sum(n for (_p, f, _k, _o), n in self.injected.items() if f == w["fault"])
+        return out
 
     def prometheus(self) -> str:
         lines = [

@@ -113,9 +113,9 @@ class FaultRuntime:
         for f in added:
             # Windows that began before this tick are recorded now; later ones by the scheduler.
             if f.start <= self._last_tick:
-                self.record.window(max(f.start, 0.0), f.id, f.kind, f.spec.providers(), "opened")
+                self._window(max(f.start, 0.0), f, "opened")
             if f.end <= self._last_tick:
-                self.record.window(f.end, f.id, f.kind, f.spec.providers(), "closed")
+                self._window(f.end, f, "closed")
         self._plan_changed()
         return added
 
@@ -134,12 +134,35 @@ class FaultRuntime:
         now = self.now()
         for f in faults:
             if f.open_at(now):
-                self.record.window(now, f.id, f.kind, f.spec.providers(), "closed", "cleared")
+                self._window(now, f, "closed", "cleared")
         self._plan_changed()
 
     def _plan_changed(self) -> None:
         self.auth_faults = self.plan.has_auth()
         self.tick()
+
+    def _window(self, at: float, f: ActiveFault, event: str, detail: str = "") -> None:
+        end = None if math.isinf(f.end) else f.end
+        self.record.window(at, f.id, f.kind, f.spec.provider, event, detail, end)
+
+    def rearm(self) -> float:
+        """Restart the run clock now (e.g. at the start of load); windows count from here.
+
+        Faults placed relative to a POST keep their moment on the wall clock; the record
+        is re-expressed in the new run time. Returns the shift in seconds.
+        """
+        delta = self.now()
+        self.started_mono += delta
+        for f in self.plan.faults.values():
+            if f.spec.anchor == "now":
+                f.start -= delta
+                f.end -= delta
+        self.record.shift(delta)
+        # Windows that had opened (or closed) count again from the new start.
+        self.record.fault_windows.clear()
+        self._last_tick = -math.inf
+        self.tick()
+        return delta
 
     def describe(self) -> list[dict[str, Any]]:
         now = self.now()
@@ -172,7 +195,7 @@ class FaultRuntime:
     def tick(self) -> None:
         now = self.now()
         for at, f, event in self.plan.transitions(self._last_tick, now):
-            self.record.window(at, f.id, f.kind, f.spec.providers(), event)
+            self._window(at, f, event)
         self._tick_state(now)
         self._last_tick = now
 
