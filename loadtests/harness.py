@@ -516,8 +516,8 @@ def fault_windows(body: Any) -> list[dict[str, Any]]:
     for it in items:
         if not isinstance(it, dict):
             continue
-        start = it.get("start_at", it.get("started_at", it.get("start", it.get("at"))))
-        end = it.get("end_at", it.get("ended_at", it.get("end")))
+        start = it.get("start_wall", it.get("start_at", it.get("start", it.get("at"))))
+        end = it.get("end_wall", it.get("end_at", it.get("end")))
         if end is None and isinstance(start, (int, float)) and isinstance(it.get("duration"), (int, float)):
             end = start + it["duration"]
         if not isinstance(start, (int, float)):

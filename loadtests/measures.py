@@ -261,7 +261,7 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
         m[key] = v
         if v is None:
             m[f"{key}__why"] = "the simulator's /_sim/stats does not report it (no fault plan support)"
-    m["faults_injected"] = find_count(gt.sim_stats, "injected")
+    m["faults_injected"] = find_count(gt.sim_stats, "faults_injected")
     return m
 
 

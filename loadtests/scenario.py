@@ -298,15 +298,16 @@ def _parse_faults(data: Any, source: str, check: _Check) -> Any:
     if data is None:
         return []
     try:
-        from simulator import faults_spec  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+        from simulator import faults_spec
+    except ImportError:  # a simulator without a fault plan: pass the section through
         if not isinstance(data, (list, dict)):
             raise check.fail("faults", f"expected a list of faults, got {_show(data)}") from None
         return data
     try:
-        faults_spec.parse_faults(data, source)
-    except ValueError as exc:
-        raise check.fail("faults", str(exc)) from exc
+        faults_spec.parse_faults(data, source, lines=check.lines, prefix="faults")
+    except faults_spec.FaultSpecError as exc:
+        line = exc.line if exc.line is not None else check.lines.get(exc.field)
+        raise ScenarioError(source, line, exc.field, exc.message) from exc
     return data
 
 

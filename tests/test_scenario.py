@@ -1,0 +1,143 @@
+"""Scenario files: loading, validation errors that name file/line/field, quick overrides, the library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests import SCENARIOS_DIR
+from loadtests.scenario import ScenarioError, bundled, load, loads
+
+LIBRARY = ("smoke", "apns-outage", "fcm-quota", "token-churn", "webpush-expiry", "auth-expiry", "spike", "mixed-soak")
+
+GOOD = """\
+name: demo
+description: a small run
+duration: 30s
+population:
+  devices: {apns: 4, fcm: 2}
+  users: 3
+load:
+  shape: spike
+  users: 2
+  rate_per_user: 3
+  spike_users: 10
+  spike_at: 10s
+  spike_for: 5s
+objectives:
+  max_lost: 0
+  min_delivered_ratio: 0.999
+quick:
+  duration: 20s
+"""
+
+
+def error_of(text: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        loads(text, "my.yaml")
+    return info.value
+
+
+def test_a_good_scenario_loads_with_defaults_filled_in() -> None:
+    sc = loads(GOOD, "my.yaml")
+    assert sc.name == "demo"
+    assert sc.duration == 30.0
+    assert sc.population.devices == {"apns": 4, "fcm": 2}
+    assert sc.population.total == 6
+    assert sc.load.users_at(0, 30) == 2
+    assert sc.load.users_at(12, 30) == 10
+    assert sc.load.users_at(16, 30) == 2
+    assert [(o.name, o.required) for o in sc.objectives] == [("max_lost", 0.0), ("min_delivered_ratio", 0.999)]
+    assert sc.objectives[0].line == 15
+    assert sc.target.notify.path == "/v1/notifications"
+
+
+def test_quick_overrides_are_merged_only_when_asked() -> None:
+    assert loads(GOOD, "my.yaml").duration == 30.0
+    assert loads(GOOD, "my.yaml", quick=True).duration == 20.0
+
+
+def test_an_error_names_the_file_line_field_and_what_was_expected() -> None:
+    err = error_of(GOOD.replace("users: 2\n", "users: many\n"))
+    assert err.source == "my.yaml"
+    assert err.line == 9
+    assert err.field == "load.users"
+    assert "expected a positive integer" in str(err)
+    assert str(err).startswith("my.yaml:9: load.users:")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (("duration: 30s", "duration: soon"), "duration", "expected a duration"),
+        (("shape: spike", "shape: wave"), "load.shape", "expected one of steady, ramp, spike"),
+        (("max_lost: 0", "max_lots: 0"), "objectives.max_lots", "unknown field"),
+        (("min_delivered_ratio: 0.999", "min_delivered_ratio: 2"), "objectives.min_delivered_ratio", "from 0 to 1"),
+        (("apns: 4", "apns: -1"), "population.devices.apns", "expected an integer"),
+        (("apns: 4", "aps: 4"), "population.devices.aps", "unknown field"),
+        (("spike_for: 5s", "spike_for: 50s"), "load.spike_for", "ends after the run's duration"),
+        (("description: a small run", "descripton: x"), "descripton", "unknown field"),
+    ],
+)
+def test_each_bad_field_is_named(change: tuple[str, str], field: str, words: str) -> None:
+    err = error_of(GOOD.replace(*change))
+    assert err.field == field
+    assert words in err.message
+    assert err.line is not None
+
+
+def test_bad_yaml_reports_the_line() -> None:
+    err = error_of("name: x\nload: [unclosed\n")
+    assert "not valid YAML" in err.message
+    assert err.line is not None
+
+
+def test_a_bad_quick_override_names_its_line() -> None:
+    with pytest.raises(ScenarioError) as info:
+        loads(GOOD.replace("  duration: 20s", "  duration: never"), "my.yaml", quick=True)
+    assert info.value.field == "duration"
+    assert info.value.line == 18
+
+
+def test_faults_are_validated_by_the_fault_plan_parser() -> None:
+    text = GOOD + "faults:\n  - kind: outage\n    provider: apns\n    start: 5s\n    duration: fortnight\n"
+    err = error_of(text)
+    assert err.field.startswith("faults[0]")
+    assert err.line == 23
+
+
+def test_a_missing_scenario_lists_the_bundled_ones() -> None:
+    with pytest.raises(ScenarioError) as info:
+        load("no-such-scenario")
+    assert "smoke" in info.value.message
+
+
+def test_every_bundled_scenario_is_valid_plain_and_quick() -> None:
+    paths = bundled()
+    assert {p.stem for p in paths} >= {"smoke"}
+    for path in paths:
+        sc = load(str(path))
+        quick = load(str(path), quick=True)
+        assert sc.name == path.stem
+        assert sc.objectives, f"{path} states no objectives"
+        if path.stem in LIBRARY:
+            assert quick.duration <= 30, f"{path}: --quick must stay short"
+
+
+def test_check_and_scenarios_commands(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("rate_per_user: 3", "rate_per_user: fast"))
+    cli = [sys.executable, "-m", "simulator.cli"]
+    ok = subprocess.run([*cli, "run", "--check", str(SCENARIOS_DIR / "smoke.yaml")], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "ok: smoke" in ok.stdout
+    no = subprocess.run([*cli, "run", "--check", str(bad)], capture_output=True, text=True, timeout=60)
+    assert no.returncode == 2
+    assert f"{bad}:10: load.rate_per_user: expected a number" in no.stderr
+    listing = subprocess.run([*cli, "scenarios"], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0
+    names = [line.split()[0] for line in listing.stdout.splitlines()]
+    assert names == sorted(p.stem for p in bundled())
