@@ -123,6 +123,8 @@ class FcmCore:
         self.forced = ForcedErrors()
         self.enforce_expiry = True  # False: expired access tokens still work (auth fault "relaxed")
         self._seq = 0
+        self._fids: dict[str, Device] = {}
+        self._fids_built_at: tuple[int, int] = (-1, -1)
 
     # -- authentication -----------------------------------------------------------
 
@@ -198,7 +200,7 @@ class FcmCore:
             if forced is not None:
                 return self.fail(forced)
 
-        if out.target == "token":
+        if out.target == "token" or out.target == "fid":
             return self._send_to_token(project, out, validate_only)
         return self._send_to_topic(project, out, validate_only)
 
@@ -223,18 +225,38 @@ class FcmCore:
         self._seq += 1
         return f"projects/{project}/messages/0:{int(now * 1_000_000)}%{self._seq:016x}"
 
+    def lookup_fid(self, fid: str) -> tuple[TokenState, Device | None]:
+        """A Firebase installation ID is the part of a registration token before ``:``."""
+        dev = self._fids.get(fid)
+        registry = self.registry
+        mark = (len(registry.devices), registry.feed[-1]["seq"] if registry.feed else 0)
+        if dev is None and mark != self._fids_built_at:  # minted or reinstalled since: re-index
+            for d in registry.devices.values():
+                if d.provider == PROVIDER:
+                    self._fids[d.token.partition(":")[0]] = d
+            self._fids_built_at = mark
+            dev = self._fids.get(fid)
+        if dev is None:
+            return TokenState.UNKNOWN, None
+        if dev.installed and dev.token.partition(":")[0] == fid:
+            return TokenState.VALID, dev
+        return TokenState.DEAD, dev
+
     def _send_to_token(self, project: str, out: Outbound, validate_only: bool) -> Respond:
         token = out.value
-        found = self.registry.lookup(PROVIDER, token)
-        state = found.state
+        if out.target == "fid":
+            state, dev_or_none = self.lookup_fid(token)
+        else:
+            found = self.registry.lookup(PROVIDER, token)
+            state, dev_or_none = found.state, found.device
         if state is TokenState.VALID:
-            dev = found.device
+            dev = dev_or_none
             assert dev is not None
         elif state is TokenState.DEAD:
             self.registry.note_rejection(PROVIDER, token)
             return self.fail(FcmError("UNREGISTERED", "Requested entity was not found."))
         else:
-            return self.fail(invalid(_INVALID_TOKEN, "message.token"))
+            return self.fail(invalid(_INVALID_TOKEN, f"message.{out.target}"))
         if dev.app != project:
             return self.fail(FcmError("SENDER_ID_MISMATCH", "SenderId mismatch"))
         problem = self._third_party_problem(project, out, dev)

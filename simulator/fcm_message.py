@@ -122,6 +122,7 @@ MESSAGE_SPEC: Spec = {
     "apns": _APNS,
     "fcm_options": _ANALYTICS,
     "token": "str",
+    "fid": "str",
     "topic": "str",
     "condition": "str",
 }
@@ -203,7 +204,7 @@ def _check(path: str, obj: object, spec: Spec) -> None:
         if isinstance(kind, dict):
             _check(sub, value, kind)
         elif isinstance(kind, tuple):
-            if value not in kind[1]:
+            if not isinstance(value, str) or value.upper() not in kind[1]:
                 raise _bad_value(
                     sub, "type.googleapis.com/google.firebase.fcm.v1." + kind[0][5:], value
                 )
@@ -248,8 +249,8 @@ class Outbound:
     """A validated message, reduced to what delivery needs."""
 
     message: dict[str, Any]
-    target: str  # "token" | "topic" | "condition"
-    value: str  # the token, topic name, or condition text
+    target: str  # "token" | "fid" | "topic" | "condition"
+    value: str  # the token, Firebase installation ID, topic name, or condition text
     ttl: float  # seconds the message may wait for an offline device
     collapse_key: str | None
     priority: str  # "high" | "normal"
@@ -275,7 +276,8 @@ def _check_data(path: str, data: dict[str, str]) -> None:
 
 def payload_size(message: dict[str, Any]) -> int:
     """Bytes of the message FCM counts against its size limit (all but the target)."""
-    rest = {k: v for k, v in message.items() if k not in ("token", "topic", "condition", "name")}
+    skip = ("token", "fid", "topic", "condition", "name")
+    rest = {k: v for k, v in message.items() if k not in skip}
     return len(json.dumps(rest, separators=(",", ":"), ensure_ascii=False).encode())
 
 
@@ -283,25 +285,24 @@ def validate_message(message: object, raw_size: int = 0) -> Outbound:
     """Check a ``message`` object; raise :class:`MessageInvalid` with FCM's error."""
     _check("message", message, MESSAGE_SPEC)
     assert isinstance(message, dict)
-    targets = [t for t in ("token", "topic", "condition") if message.get(t) is not None]
+    targets = [t for t in ("token", "fid", "topic", "condition") if message.get(t) is not None]
     if not targets:
         raise MessageInvalid(invalid("Recipient of the message is not set.", "message"))
     if len(targets) > 1:
         raise MessageInvalid(
             invalid(
-                f"Exactly one of token, topic or condition must be set; got {', '.join(targets)}.",
+                "Exactly one of token, fid, topic or condition must be set; "
+                f"got {', '.join(targets)}.",
                 "message",
             )
         )
     target = targets[0]
     value: str = message[target]
     cond_topics: tuple[str, ...] = ()
-    if target == "token":
+    if target == "token" or target == "fid":
         if not value:
             raise MessageInvalid(
-                invalid(
-                    "The registration token is not a valid FCM registration token", "message.token"
-                )
+                invalid(f"The {target} is not a valid FCM registration token", f"message.{target}")
             )
     elif target == "topic":
         if value.startswith("/topics/"):
@@ -349,7 +350,7 @@ def validate_message(message: object, raw_size: int = 0) -> Outbound:
         collapse_key = _get(android, "collapse_key")
         prio = android.get("priority")
         if prio is not None:
-            priority = prio.lower()
+            priority = prio.lower()  # firebase-admin sends "high" / "normal"
         adata = android.get("data")
         if adata:
             _check_data("message.android.data", adata)
@@ -388,13 +389,14 @@ def validate_message(message: object, raw_size: int = 0) -> Outbound:
         if wttl is not None and not wttl.isdigit():
             raise MessageInvalid(invalid("Invalid Webpush TTL header", "message.webpush.headers"))
 
-    limit = MAX_TOPIC_PAYLOAD if target != "token" else MAX_PAYLOAD
+    to_device = target == "token" or target == "fid"
+    limit = MAX_PAYLOAD if to_device else MAX_TOPIC_PAYLOAD
     if (
         raw_size == 0 or raw_size > limit
     ):  # the raw body bounds the payload: measure only when it might be over
         size = payload_size(message)
         if size > limit:
-            kind = "Topic message" if target != "token" else "Message"
+            kind = "Message" if to_device else "Topic message"
             raise MessageInvalid(
                 invalid(f"{kind} is too big: {size} bytes, limit {limit}", "message")
             )
