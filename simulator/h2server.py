@@ -272,7 +272,12 @@ class ProviderProtocol(asyncio.Protocol):
             events = conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             log.debug("h2 protocol error: %s", exc)
-            self._flush()
+            if self._going_away:
+                # Frames after our GOAWAY: h2 would answer with a second GOAWAY whose
+                # last-stream-id is higher (RFC 9113 forbids that); the first one stands.
+                conn.data_to_send()
+            else:
+                self._flush()
             self.close()
             return
         streams = self._streams
