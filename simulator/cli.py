@@ -82,6 +82,14 @@ def main_simulator(args: argparse.Namespace) -> int:
     if args.scenario is not None and not args.scenario.is_file():
         print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
         return 2
+    if args.scenario is not None:
+        from simulator.faults_spec import FaultSpecError, load_fault_file
+
+        try:
+            load_fault_file(args.scenario)  # a bad fault plan stops the start, with where and what
+        except FaultSpecError as exc:
+            print(f"pushsim simulator: --scenario: {exc}", file=sys.stderr)
+            return 2
     sim = Simulator(
         args.state_dir,
         host=args.host,
