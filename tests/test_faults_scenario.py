@@ -12,9 +12,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from test_faults_wire import FCM_PATH, fcm_body, h2_exchange
+
 from simulator.clock import FakeClock
 from simulator.testing import running_simulator
-from test_faults_wire import FCM_PATH, fcm_body, h2_exchange
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scenarios" / "faults-demo.yaml"
