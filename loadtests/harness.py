@@ -466,6 +466,7 @@ class Run:
             sender_dead = await self.sender_devices(self.sc.target.devices_dead)
             sender_active = await self.sender_devices(self.sc.target.devices_active)
             faults = await self.faults_timeline()
+            await self.clear_posted_faults()
         sent = _read_jsonl(self.out / "requests", "sent-")
         registrations = _read_jsonl(self.out / "requests", "registrations-")
         gt = GroundTruth(
@@ -480,6 +481,7 @@ class Run:
         measures["token_events"] = len(feed)
         verdicts = judge(self.sc.objectives, measures)
         ser = series(gt)
+        faults = [f for f in faults if not f["absolute"] or f["end"] >= load_started - 1]
         for f in faults:
             f["start_s"] = f["start"] - load_started if f.get("absolute") else f["start"]
             f["end_s"] = f["end"] - load_started if f.get("absolute") else f["end"]
@@ -491,15 +493,36 @@ class Run:
         return RunResult(self.sc, self.out, measures, verdicts, ser, faults, self.info)
 
     async def arm_faults(self) -> None:
-        """Start the fault timeline now (the start of load), if the simulator supports it."""
+        """Start the fault timeline now, at the start of load.
+
+        A simulator we started read the plan from the scenario file: its run clock is re-armed.
+        A simulator already running (``--simulator DIR``) gets the plan through ``POST /_sim/faults``
+        (windows count from the POST).
+        """
         if not self.sc.faults:
             return
         control = self.endpoints["control"]
         try:
-            async with self.http.post(f"{control}/_sim/timeline/start", json={}) as r:
-                self.info["faults_armed"] = r.status < 300
-        except aiohttp.ClientError:
-            self.info["faults_armed"] = False
+            if self.opt.simulator_dir is not None:
+                plan = self.sc.faults if isinstance(self.sc.faults, list) else [self.sc.faults]
+                async with self.http.post(f"{control}/_sim/faults", json={"faults": plan}) as r:
+                    if r.status >= 300:
+                        raise HarnessError(f"the simulator refused the fault plan: {r.status} {(await r.text())[:300]}")
+                    self.info["faults_posted"] = [f.get("id") for f in (await r.json()).get("faults", [])]
+            else:
+                async with self.http.post(f"{control}/_sim/timeline/start", json={}) as r:
+                    self.info["faults_armed"] = r.status < 300
+        except aiohttp.ClientError as exc:
+            raise HarnessError(f"cannot arm the fault plan: {exc}") from exc
+
+    async def clear_posted_faults(self) -> None:
+        ids = self.info.get("faults_posted") or []
+        for fid in ids:
+            try:
+                async with self.http.delete(f"{self.endpoints['control']}/_sim/faults/{fid}"):
+                    pass
+            except aiohttp.ClientError:
+                pass
 
 
 def fault_windows(body: Any) -> list[dict[str, Any]]:
