@@ -101,7 +101,7 @@ class FaultRecord:
                 "provider": provider,
                 "start": round(at, 6),
                 "end": None,
-                "planned_end": planned_end,
+                "planned_end": None if planned_end is None else round(planned_end, 6),
             }
         elif event == "closed" and w is not None and w["end"] is None:
             w["end"] = round(at, 6)
