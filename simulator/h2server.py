@@ -405,7 +405,8 @@ class ProviderProtocol(asyncio.Protocol):
     def _h11_data(self, data: bytes) -> None:
         conn = self._h11
         assert conn is not None and self.info is not None
-        conn.receive_data(data)
+        if data:  # h11 takes b"" as end-of-stream; b"" here only means "look at the buffer again"
+            conn.receive_data(data)
         while True:
             try:
                 ev = conn.next_event()
