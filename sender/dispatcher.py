@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sender.breaker import CircuitBreaker, State
-from sender.classify import Kind, Outcome
+from sender.classify import Kind, Outcome, transport_failure
 from sender.config import ProviderLimits
 from sender.metrics import SenderMetrics
 from sender.outbox import DeliveryRow, Outbox
@@ -179,9 +179,10 @@ class Dispatcher:
                 await self._attempt(lane, job)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                # Never drop an accepted delivery on a bug: retry it like a transport error.
                 log.exception("delivery %s: unexpected error", job.row.id)
-                self._give_up(job, "failed", "internal error")
+                self._handle(lane, job, transport_failure(f"internal error: {exc!r}"[:200]))
 
     async def _attempt(self, lane: ProviderLane, job: Job) -> None:
         row = job.row

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import ssl
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 import h2.config
@@ -93,7 +94,8 @@ class H2Connection(asyncio.Protocol):
         self.closed = False
         self.going_away = False
         self.max_streams = 1  # until the peer's SETTINGS arrive
-        self.settings_received = asyncio.get_running_loop().create_future()
+        self.settings_received: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.settings_received.add_done_callback(_consume)
         self.reserved = 0  # slots handed out but not yet opened as streams
         self.goaway_debug: bytes = b""
         self.completed = 0
@@ -101,8 +103,7 @@ class H2Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
@@ -334,6 +335,11 @@ class H2Connection(asyncio.Protocol):
         self.going_away = True
         self._fail_waiters(Unprocessed("client closing"))
         self._close()
+
+
+def _consume(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 class H2Pool:
