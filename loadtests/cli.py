@@ -15,20 +15,40 @@ from loadtests.scenario import Scenario, ScenarioError, load
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "scenario", nargs="?", default=DEFAULT_SCENARIO,
+        "scenario",
+        nargs="?",
+        default=DEFAULT_SCENARIO,
         help=f"a bundled scenario name (see 'pushsim scenarios') or a YAML file (default: {DEFAULT_SCENARIO})",
     )
-    parser.add_argument("--out", type=Path, help="output directory (default: ./out/<scenario>-<timestamp>)")
-    parser.add_argument("--quick", action="store_true", help="apply the scenario's quick: overrides (CI: under a minute)")
-    parser.add_argument("--check", action="store_true", help="validate the scenario file and exit")
-    parser.add_argument("--target", metavar="URL", help="drive this sender instead of starting the reference sender")
     parser.add_argument(
-        "--simulator", type=Path, metavar="DIR",
+        "--out", type=Path, help="output directory (default: ./out/<scenario>-<timestamp>)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="apply the scenario's quick: overrides (CI: under a minute)",
+    )
+    parser.add_argument("--check", action="store_true", help="validate the scenario file and exit")
+    parser.add_argument(
+        "--target", metavar="URL", help="drive this sender instead of starting the reference sender"
+    )
+    parser.add_argument(
+        "--simulator",
+        type=Path,
+        metavar="DIR",
         help="use the simulator already running with this --state-dir (required with --target)",
     )
-    parser.add_argument("--workers", type=int, default=0, metavar="N", help="run a Locust master and N local workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run a Locust master and N local workers",
+    )
     parser.add_argument("--seed", type=int, help="seed for tokens, traffic mix and injected chance")
-    parser.add_argument("--no-progress", action="store_true", help="no progress line while the load runs")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress line while the load runs"
+    )
 
 
 def _loopback_url(url: str) -> str | None:
@@ -85,8 +105,13 @@ def main(args: argparse.Namespace) -> int:
 
     out = args.out or harness.default_out(sc)
     options = harness.RunOptions(
-        out=out, quick=args.quick, target=args.target, simulator_dir=args.simulator,
-        workers=args.workers, seed=args.seed, progress=not args.no_progress,
+        out=out,
+        quick=args.quick,
+        target=args.target,
+        simulator_dir=args.simulator,
+        workers=args.workers,
+        seed=args.seed,
+        progress=not args.no_progress,
     )
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -102,7 +127,10 @@ def main(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "junit.xml").write_text(report.junit_error(sc.name, str(exc)), encoding="utf-8")
         (out / "report.json").write_text(
-            json.dumps({"scenario": {"name": sc.name}, "passed": False, "error": str(exc)}, indent=2) + "\n"
+            json.dumps(
+                {"scenario": {"name": sc.name}, "passed": False, "error": str(exc)}, indent=2
+            )
+            + "\n"
         )
         print(f"pushsim run: {exc}", file=sys.stderr)
         return 3

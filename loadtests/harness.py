@@ -124,15 +124,15 @@ class Run:
         assert self.session is not None
         return self.session
 
-    async def get_json(self, url: str, timeout: float = 10.0) -> Any:
-        async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+    async def get_json(self, url: str, limit_s: float = 10.0) -> Any:
+        async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=limit_s)) as r:
             if r.status != 200:
                 raise HarnessError(f"GET {url}: {r.status} {(await r.text())[:200]}")
             return await r.json(content_type=None)
 
-    async def try_json(self, url: str, timeout: float = 5.0) -> Any:
+    async def try_json(self, url: str, limit_s: float = 5.0) -> Any:
         try:
-            return await self.get_json(url, timeout)
+            return await self.get_json(url, limit_s)
         except (aiohttp.ClientError, TimeoutError, HarnessError, ValueError):
             return None
 
@@ -141,7 +141,9 @@ class Run:
         if not path:
             return None
         try:
-            async with self.http.get(self.sender_url + path, timeout=aiohttp.ClientTimeout(total=5)) as r:
+            async with self.http.get(
+                self.sender_url + path, timeout=aiohttp.ClientTimeout(total=5)
+            ) as r:
                 if r.status != 200:
                     return None
                 return parse_prometheus(await r.text())
@@ -162,21 +164,37 @@ class Run:
         if self.opt.simulator_dir is not None:
             ep = self.opt.simulator_dir / "endpoints.json"
             if not ep.exists():
-                raise HarnessError(f"--simulator {self.opt.simulator_dir}: no endpoints.json (is the simulator running?)")
+                raise HarnessError(
+                    f"--simulator {self.opt.simulator_dir}: no endpoints.json (is the simulator running?)"
+                )
             self.endpoints = json.loads(ep.read_text())
             self.info["simulator_dir"] = str(self.opt.simulator_dir)
             return
         state = self.out / "simulator"
-        argv = _py_pushsim("simulator", "--state-dir", str(state), "--host", "127.0.0.1", "--port", "0",
-                           "--seed", str(self.seed))
+        argv = _py_pushsim(
+            "simulator",
+            "--state-dir",
+            str(state),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--seed",
+            str(self.seed),
+        )
         if self.sc.faults:
             argv += ["--scenario", str(scenario_file)]
         self.procs.start("simulator", argv, self.out / "simulator.log")
         ok = await asyncio.to_thread(
-            wait_for_file, state / "endpoints.json", self.opt.startup_timeout, alive=lambda: self.procs.alive("simulator")
+            wait_for_file,
+            state / "endpoints.json",
+            self.opt.startup_timeout,
+            alive=lambda: self.procs.alive("simulator"),
         )
         if not ok:
-            raise HarnessError(f"the simulator did not start; see {self.out / 'simulator.log'}:\n{_tail(self.out / 'simulator.log')}")
+            raise HarnessError(
+                f"the simulator did not start; see {self.out / 'simulator.log'}:\n{_tail(self.out / 'simulator.log')}"
+            )
         self.endpoints = json.loads((state / "endpoints.json").read_text())
         self.info["simulator_dir"] = str(state)
 
@@ -186,14 +204,27 @@ class Run:
             return
         ready = self.out / "sender.ready"
         sim_dir = self.info["simulator_dir"]
-        argv = _py_pushsim("sender", "--simulator", sim_dir, "--host", "127.0.0.1", "--port", "0",
-                           "--db", str(self.out / "sender.db"), "--ready-file", str(ready))
+        argv = _py_pushsim(
+            "sender",
+            "--simulator",
+            sim_dir,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            str(self.out / "sender.db"),
+            "--ready-file",
+            str(ready),
+        )
         self.procs.start("sender", argv, self.out / "sender.log")
         ok = await asyncio.to_thread(
             wait_for_file, ready, self.opt.startup_timeout, alive=lambda: self.procs.alive("sender")
         )
         if not ok:
-            raise HarnessError(f"the sender did not start; see {self.out / 'sender.log'}:\n{_tail(self.out / 'sender.log')}")
+            raise HarnessError(
+                f"the sender did not start; see {self.out / 'sender.log'}:\n{_tail(self.out / 'sender.log')}"
+            )
         for _ in range(20):
             try:
                 self.sender_url = str(json.loads(ready.read_text())["url"]).rstrip("/")
@@ -229,18 +260,26 @@ class Run:
                     pass
             async with self.http.post(f"{control}/_sim/devices", json=body) as r:
                 if r.status != 201:
-                    raise HarnessError(f"minting {count} {provider} devices: {r.status} {(await r.text())[:200]}")
+                    raise HarnessError(
+                        f"minting {count} {provider} devices: {r.status} {(await r.text())[:200]}"
+                    )
                 minted.extend((await r.json())["devices"])
         # Interleave providers, then spread round-robin over the app's users.
         minted.sort(key=lambda d: int(str(d["id"]).rsplit("-", 1)[-1]))
         users: list[dict[str, Any]] = [
-            {"user_id": f"{self.sc.name}-u{i + 1}", "devices": []} for i in range(self.sc.population.users)
+            {"user_id": f"{self.sc.name}-u{i + 1}", "devices": []}
+            for i in range(self.sc.population.users)
         ]
         for i, d in enumerate(minted):
             u = users[i % len(users)]
             u["devices"].append(
-                {"device_id": d["id"], "provider": d["provider"], "token": d.get("token"),
-                 "subscription": d.get("subscription"), "installed": True}
+                {
+                    "device_id": d["id"],
+                    "provider": d["provider"],
+                    "token": d.get("token"),
+                    "subscription": d.get("subscription"),
+                    "installed": True,
+                }
             )
         return [u for u in users if u["devices"]]
 
@@ -262,9 +301,13 @@ class Run:
             body = render(reg.body, values)
             async with sem:
                 try:
-                    async with self.http.request(reg.method, self.sender_url + reg.path, json=body) as r:
+                    async with self.http.request(
+                        reg.method, self.sender_url + reg.path, json=body
+                    ) as r:
                         if r.status >= 300:
-                            failures.append(f"{dev['device_id']}: {r.status} {(await r.text())[:200]}")
+                            failures.append(
+                                f"{dev['device_id']}: {r.status} {(await r.text())[:200]}"
+                            )
                 except aiohttp.ClientError as exc:
                     failures.append(f"{dev['device_id']}: {exc}")
 
@@ -286,23 +329,39 @@ class Run:
                 "name": sc.name,
                 "duration": sc.duration,
                 "load": {
-                    "shape": sc.load.shape, "users": sc.load.users, "rate_per_user": sc.load.rate_per_user,
-                    "spawn_rate": sc.load.spawn_rate, "from_users": sc.load.from_users,
-                    "spike_users": sc.load.spike_users, "spike_at": sc.load.spike_at, "spike_for": sc.load.spike_for,
+                    "shape": sc.load.shape,
+                    "users": sc.load.users,
+                    "rate_per_user": sc.load.rate_per_user,
+                    "spawn_rate": sc.load.spawn_rate,
+                    "from_users": sc.load.from_users,
+                    "spike_users": sc.load.spike_users,
+                    "spike_at": sc.load.spike_at,
+                    "spike_for": sc.load.spike_for,
                 },
                 "traffic": {
-                    "to": sc.traffic.to, "payload": sc.traffic.payload, "push_type": sc.traffic.push_type,
-                    "high_priority": sc.traffic.high_priority, "ttl": sc.traffic.ttl, "topics": list(sc.traffic.topics),
+                    "to": sc.traffic.to,
+                    "payload": sc.traffic.payload,
+                    "push_type": sc.traffic.push_type,
+                    "high_priority": sc.traffic.high_priority,
+                    "ttl": sc.traffic.ttl,
+                    "topics": list(sc.traffic.topics),
                 },
                 "devices": {
-                    "reregister_rotated": sc.devices.reregister_rotated, "receipts": sc.devices.receipts,
+                    "reregister_rotated": sc.devices.reregister_rotated,
+                    "receipts": sc.devices.receipts,
                     "feed_poll_s": sc.devices.feed_poll_s,
                 },
                 "target": {
-                    "register": {"method": sc.target.register.method, "path": sc.target.register.path,
-                                 "body": sc.target.register.body},
-                    "notify": {"method": sc.target.notify.method, "path": sc.target.notify.path,
-                               "body": sc.target.notify.body},
+                    "register": {
+                        "method": sc.target.register.method,
+                        "path": sc.target.register.path,
+                        "body": sc.target.register.body,
+                    },
+                    "notify": {
+                        "method": sc.target.notify.method,
+                        "path": sc.target.notify.path,
+                        "body": sc.target.notify.body,
+                    },
                     "accepted_status": list(sc.target.accepted_status),
                     "id_field": sc.target.id_field,
                 },
@@ -317,31 +376,69 @@ class Run:
         env = {"PUSHSIM_LOCUST_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
         run_time = f"{int(self.sc.duration + 10)}s"
         head = [
-            *_locust_bin(), *common, "--headless", "--run-time", run_time, "--stop-timeout", "3",
-            "--csv", str(self.out / "locust"), "--csv-full-history", "--html", str(self.out / "locust.html"),
-            "--only-summary", "--exit-code-on-error", "0",
+            *_locust_bin(),
+            *common,
+            "--headless",
+            "--run-time",
+            run_time,
+            "--stop-timeout",
+            "3",
+            "--csv",
+            str(self.out / "locust"),
+            "--csv-full-history",
+            "--html",
+            str(self.out / "locust.html"),
+            "--only-summary",
+            "--exit-code-on-error",
+            "0",
         ]
         if self.opt.workers > 0:
             port = _free_port()
-            head += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                     "--expect-workers", str(self.opt.workers), "--expect-workers-max-wait", "30"]
+            head += [
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+                "--expect-workers",
+                str(self.opt.workers),
+                "--expect-workers-max-wait",
+                "30",
+            ]
             self.procs.start("locust-master", head, self.out / "locust.log", env)
             for i in range(self.opt.workers):
-                argv = [*_locust_bin(), *common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-                self.procs.start(f"locust-worker-{i + 1}", argv, self.out / f"locust-worker-{i + 1}.log", env)
+                argv = [
+                    *_locust_bin(),
+                    *common,
+                    "--worker",
+                    "--master-host",
+                    "127.0.0.1",
+                    "--master-port",
+                    str(port),
+                ]
+                self.procs.start(
+                    f"locust-worker-{i + 1}", argv, self.out / f"locust-worker-{i + 1}.log", env
+                )
         else:
             self.procs.start("locust", head, self.out / "locust.log", env)
 
-    async def status_line(self, started: float, users_hint: int) -> tuple[str, dict[str, float] | None]:
+    async def status_line(
+        self, started: float, users_hint: int
+    ) -> tuple[str, dict[str, float] | None]:
         metrics = await self.sender_metrics()
         if metrics is not None:
             self.metric_samples.append((time.time(), metrics))
         stats = await self.try_json(self.endpoints["control"] + "/_sim/stats", 2)
-        delivered = int(stats.get("deliveries", 0)) - self.info.get("deliveries_before", 0) if stats else 0
+        delivered = (
+            int(stats.get("deliveries", 0)) - self.info.get("deliveries_before", 0) if stats else 0
+        )
         sent = _count_lines(self.out / "requests", "sent-")
         el = time.monotonic() - started
-        parts = [f"[{el:5.1f}s/{self.sc.duration:g}s] {self.sc.name}: users {users_hint}", f"sent {sent}"]
-        parts.append(f"delivered {delivered}")
+        parts = [
+            f"[{el:5.1f}s/{self.sc.duration:g}s] {self.sc.name}: users {users_hint}",
+            f"notifications {sent}",
+        ]
+        parts.append(f"device deliveries {delivered}")
         if metrics is not None:
             q = metrics.get("pushsim_sender_queue_depth")
             if q is not None:
@@ -360,10 +457,14 @@ class Run:
         while self.procs.alive(main) and time.monotonic() < deadline:
             await asyncio.sleep(1.0)
             el = time.monotonic() - started_mono
-            line, _ = await self.status_line(started_mono, self.sc.load.users_at(el, self.sc.duration))
+            line, _ = await self.status_line(
+                started_mono, self.sc.load.users_at(el, self.sc.duration)
+            )
             self.progress.show(line)
             if not self.opt.target and not self.procs.alive("sender"):
-                raise HarnessError(f"the sender died during the run; see {self.out / 'sender.log'}:\n{_tail(self.out / 'sender.log')}")
+                raise HarnessError(
+                    f"the sender died during the run; see {self.out / 'sender.log'}:\n{_tail(self.out / 'sender.log')}"
+                )
         if self.procs.alive(main):
             self.progress.say("pushsim run: Locust overran its run time; stopping it")
         self.procs.stop(main, grace=10)
@@ -374,7 +475,9 @@ class Run:
         rc = self.procs.children[main].returncode
         self.info["locust_exit"] = rc
         if rc not in (0, 1, -15, None) and not (self.out / "requests").exists():
-            raise HarnessError(f"Locust failed (exit {rc}); see {self.out / 'locust.log'}:\n{_tail(self.out / 'locust.log')}")
+            raise HarnessError(
+                f"Locust failed (exit {rc}); see {self.out / 'locust.log'}:\n{_tail(self.out / 'locust.log')}"
+            )
         return started, ended
 
     async def drain(self) -> None:
@@ -400,7 +503,9 @@ class Run:
             last = count
             self.progress.show(f"draining: queue {int(queue)}, simulator deliveries {count}")
             await asyncio.sleep(0.25)
-        self.progress.say(f"pushsim run: the sender did not drain within {self.sc.drain_timeout:g}s")
+        self.progress.say(
+            f"pushsim run: the sender did not drain within {self.sc.drain_timeout:g}s"
+        )
         self.info["drain_timed_out"] = True
 
     async def read_pages(self, path: str, key: str, since: int) -> list[dict[str, Any]]:
@@ -431,7 +536,9 @@ class Run:
         scenario_file = self.write_effective_scenario()
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as self.session:
-            self.progress.say(f"pushsim run {self.sc.name}: starting the simulator and the sender (output in {self.out})")
+            self.progress.say(
+                f"pushsim run {self.sc.name}: starting the simulator and the sender (output in {self.out})"
+            )
             await self.start_simulator(scenario_file)
             await self.start_sender()
             await self.wait_sender_healthy()
@@ -458,8 +565,14 @@ class Run:
             metrics_end = await self.sender_metrics()
             if metrics_end is not None:
                 self.metric_samples.append((ended, metrics_end))
-            deliveries = await self.read_pages("/_sim/deliveries", "deliveries", self.info["deliveries_before"])
-            feed = [e for e in await self.read_pages("/_sim/feed", "events", feed_since) if e.get("device_id") in population]
+            deliveries = await self.read_pages(
+                "/_sim/deliveries", "deliveries", self.info["deliveries_before"]
+            )
+            feed = [
+                e
+                for e in await self.read_pages("/_sim/feed", "events", feed_since)
+                if e.get("device_id") in population
+            ]
             dead_body = await self.get_json(self.endpoints["control"] + "/_sim/dead_tokens", 30)
             dead = [r for r in dead_body.get("tokens", []) if r.get("device_id") in population]
             sim_stats = await self.get_json(self.endpoints["control"] + "/_sim/stats")
@@ -470,10 +583,20 @@ class Run:
         sent = _read_jsonl(self.out / "requests", "sent-")
         registrations = _read_jsonl(self.out / "requests", "registrations-")
         gt = GroundTruth(
-            sent=sent, deliveries=deliveries, feed=feed, dead_tokens=dead, sim_stats=sim_stats,
-            sender_dead=sender_dead, sender_active=sender_active, metrics_start=metrics_start,
-            metrics_end=metrics_end, metric_samples=self.metric_samples, registrations=registrations,
-            load_started_at=load_started, load_ended_at=load_ended, ended_at=ended,
+            sent=sent,
+            deliveries=deliveries,
+            feed=feed,
+            dead_tokens=dead,
+            sim_stats=sim_stats,
+            sender_dead=sender_dead,
+            sender_active=sender_active,
+            metrics_start=metrics_start,
+            metrics_end=metrics_end,
+            metric_samples=self.metric_samples,
+            registrations=registrations,
+            load_started_at=load_started,
+            load_ended_at=load_ended,
+            ended_at=ended,
             grace_s=max(3.0, self.sc.devices.feed_poll_s * 4),
         )
         measures = compute(gt)
@@ -486,9 +609,17 @@ class Run:
             f["start_s"] = f["start"] - load_started if f.get("absolute") else f["start"]
             f["end_s"] = f["end"] - load_started if f.get("absolute") else f["end"]
         self.info.update(
-            sender=self.sender_url, endpoints=self.endpoints, devices=ndev, users=len(users),
-            load_started_at=load_started, load_ended_at=load_ended, ended_at=ended,
-            quick=self.opt.quick, workers=self.opt.workers, seed=self.seed, target=self.opt.target,
+            sender=self.sender_url,
+            endpoints=self.endpoints,
+            devices=ndev,
+            users=len(users),
+            load_started_at=load_started,
+            load_ended_at=load_ended,
+            ended_at=ended,
+            quick=self.opt.quick,
+            workers=self.opt.workers,
+            seed=self.seed,
+            target=self.opt.target,
         )
         return RunResult(self.sc, self.out, measures, verdicts, ser, faults, self.info)
 
@@ -507,8 +638,12 @@ class Run:
                 plan = self.sc.faults if isinstance(self.sc.faults, list) else [self.sc.faults]
                 async with self.http.post(f"{control}/_sim/faults", json={"faults": plan}) as r:
                     if r.status >= 300:
-                        raise HarnessError(f"the simulator refused the fault plan: {r.status} {(await r.text())[:300]}")
-                    self.info["faults_posted"] = [f.get("id") for f in (await r.json()).get("faults", [])]
+                        raise HarnessError(
+                            f"the simulator refused the fault plan: {r.status} {(await r.text())[:300]}"
+                        )
+                    self.info["faults_posted"] = [
+                        f.get("id") for f in (await r.json()).get("faults", [])
+                    ]
             else:
                 async with self.http.post(f"{control}/_sim/timeline/start", json={}) as r:
                     self.info["faults_armed"] = r.status < 300
@@ -541,19 +676,27 @@ def fault_windows(body: Any) -> list[dict[str, Any]]:
             continue
         start = it.get("start_wall", it.get("start_at", it.get("start", it.get("at"))))
         end = it.get("end_wall", it.get("end_at", it.get("end")))
-        if end is None and isinstance(start, (int, float)) and isinstance(it.get("duration"), (int, float)):
+        if (
+            end is None
+            and isinstance(start, (int, float))
+            and isinstance(it.get("duration"), (int, float))
+        ):
             end = start + it["duration"]
         if not isinstance(start, (int, float)):
             continue
         if not isinstance(end, (int, float)):
             end = start
         absolute = start > 1_000_000_000
-        out.append({
-            "kind": str(it.get("kind", it.get("type", "fault"))),
-            "provider": str(it.get("provider", "")),
-            "start": float(start), "end": float(end), "absolute": absolute,
-            "count": it.get("count", it.get("injected")),
-        })
+        out.append(
+            {
+                "kind": str(it.get("kind", it.get("type", "fault"))),
+                "provider": str(it.get("provider", "")),
+                "start": float(start),
+                "end": float(end),
+                "absolute": absolute,
+                "count": it.get("count", it.get("injected")),
+            }
+        )
     return out
 
 
@@ -583,8 +726,7 @@ def _count_lines(directory: Path, prefix: str) -> int:
     n = 0
     for p in directory.glob(f"{prefix}*.jsonl"):
         try:
-            with p.open("rb") as fh:
-                n += sum(chunk.count(b"\n") for chunk in iter(lambda fh=fh: fh.read(1 << 16), b""))
+            n += p.read_bytes().count(b"\n")
         except OSError:
             continue
     return n

@@ -42,7 +42,9 @@ def _load_config() -> dict[str, Any]:
 
 CONFIG = _load_config()
 SCEN: dict[str, Any] = CONFIG.get("scenario", {})
-LOAD: dict[str, Any] = SCEN.get("load", {"shape": "steady", "users": 1, "rate_per_user": 1, "spawn_rate": 1})
+LOAD: dict[str, Any] = SCEN.get(
+    "load", {"shape": "steady", "users": 1, "rate_per_user": 1, "spawn_rate": 1}
+)
 TRAFFIC: dict[str, Any] = SCEN.get("traffic", {})
 DEVICES_CFG: dict[str, Any] = SCEN.get("devices", {})
 TARGET: dict[str, Any] = SCEN.get("target", {})
@@ -76,7 +78,9 @@ class RequestLog:
         if self._fh is None:
             log_dir = Path(CONFIG.get("log_dir", "."))
             log_dir.mkdir(parents=True, exist_ok=True)
-            self._fh = open(log_dir / f"{self.kind}-{os.getpid()}.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            self._fh = open(
+                log_dir / f"{self.kind}-{os.getpid()}.jsonl", "a", buffering=1, encoding="utf-8"
+            )
         self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
@@ -162,7 +166,11 @@ class AppServerUser(HttpUser):
             user_id, dev_ids = RNG.choice(USERS)
             to: dict[str, Any] = {"user": user_id}
         elif kind == "tokens":
-            live = [d for d in RNG.sample(DEVICE_IDS, min(len(DEVICE_IDS), 6)) if DEVICES[d].get("installed", True)]
+            live = [
+                d
+                for d in RNG.sample(DEVICE_IDS, min(len(DEVICE_IDS), 6))
+                if DEVICES[d].get("installed", True)
+            ]
             chosen = live[: RNG.randint(1, 3)] or DEVICE_IDS[:1]
             dev_ids = list(chosen)
             to = {"tokens": [device_target(DEVICES[d]) for d in chosen]}
@@ -181,7 +189,9 @@ class AppServerUser(HttpUser):
             "pad": ("x" * pad) if pad else None,
             "priority": "high" if high else "normal",
             "ttl": int(TRAFFIC.get("ttl", 3600)),
-            "apns": {"push_type": "background", "priority": 5} if push_type == "background" else None,
+            "apns": {"push_type": "background", "priority": 5}
+            if push_type == "background"
+            else None,
             "push_type": push_type,
             "size": size,
         }
@@ -210,8 +220,18 @@ class AppServerUser(HttpUser):
         if nid is not None:
             CORR_TO_ID[corr] = str(nid)
         SENT_LOG.write(
-            {"c": corr, "t": started, "ms": round(ms, 3), "st": resp.status_code, "ok": ok,
-             "kind": kind, "dev": dev_ids, "nid": nid, "size": size, "push": push_type}
+            {
+                "c": corr,
+                "t": started,
+                "ms": round(ms, 3),
+                "st": resp.status_code,
+                "ok": ok,
+                "kind": kind,
+                "dev": dev_ids,
+                "nid": nid,
+                "size": size,
+                "push": push_type,
+            }
         )
 
     def on_start(self) -> None:
@@ -257,19 +277,32 @@ class DeviceFleetUser(HttpUser):
         body = render(reg.get("body", {}), registration_values(dev))
         started = time.time()
         with self.client.request(
-            reg.get("method", "POST"), reg.get("path", "/v1/devices"), json=body,
-            name="register rotated token", catch_response=True,
+            reg.get("method", "POST"),
+            reg.get("path", "/v1/devices"),
+            json=body,
+            name="register rotated token",
+            catch_response=True,
         ) as r:
             ok = r.status_code in (200, 201, 202, 204)
             if ok:
                 r.success()
             else:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
-        REG_LOG.write({"t": started, "device_id": device_id, "token": str(dev["token"])[:32], "ok": ok, "st": r.status_code})
+        REG_LOG.write(
+            {
+                "t": started,
+                "device_id": device_id,
+                "token": str(dev["token"])[:32],
+                "ok": ok,
+                "st": r.status_code,
+            }
+        )
 
     def acknowledge(self, device_id: str, share: float) -> None:
         with self.client.get(
-            f"{CONTROL}/_sim/devices/{device_id}/inbox", name="/_sim/devices/[id]/inbox", catch_response=True
+            f"{CONTROL}/_sim/devices/{device_id}/inbox",
+            name="/_sim/devices/[id]/inbox",
+            catch_response=True,
         ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"inbox: {resp.status_code}")
@@ -292,7 +325,7 @@ class ScenarioShape(LoadTestShape):
     """The scenario's load shape (steady, ramp or spike) over its duration."""
 
     def tick(self) -> tuple[int, float] | None:
-        t = self.get_run_time()
+        t = float(self.get_run_time())  # type: ignore[no-untyped-call]
         if t >= DURATION or not CONFIG:
             return None
         shape = LOAD.get("shape", "steady")

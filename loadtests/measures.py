@@ -125,14 +125,18 @@ class GroundTruth:
 
 
 def _delta(gt: GroundTruth, name: str) -> float | None:
+    if gt.metrics_end is None:
+        return None
     end = metric(gt.metrics_end, name)
     if end is None:
-        return None
+        return 0.0  # exposed without samples: nothing counted yet
     start = metric(gt.metrics_start, name) or 0.0
     return max(0.0, end - start)
 
 
-def _device_timelines(feed: Iterable[dict[str, Any]]) -> tuple[dict[str, list[float]], dict[str, float]]:
+def _device_timelines(
+    feed: Iterable[dict[str, Any]],
+) -> tuple[dict[str, list[float]], dict[str, float]]:
     events: dict[str, list[float]] = defaultdict(list)
     uninstalled: dict[str, float] = {}
     for e in feed:
@@ -204,7 +208,9 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
             lost += 1
             lost_corr.add(corr)
             if len(lost_examples) < 20:
-                lost_examples.append({"correlation_id": corr, "device_id": dev, "sent_at": t, "id": s.get("nid")})
+                lost_examples.append(
+                    {"correlation_id": corr, "device_id": dev, "sent_at": t, "id": s.get("nid")}
+                )
     deliverable = delivered + lost
     m["deliverable"] = deliverable
     m["delivered"] = delivered
@@ -256,11 +262,13 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
     m["dead_tokens_answered"] = len(gt.dead_tokens)
     m.update(_pruning(gt))
 
-    for key in ("retry_after_violations", "sends_during_outage"):
-        v = find_count(gt.sim_stats, key)
-        m[key] = v
+    for counter in ("retry_after_violations", "sends_during_outage"):
+        v = find_count(gt.sim_stats, counter)
+        m[counter] = v
         if v is None:
-            m[f"{key}__why"] = "the simulator's /_sim/stats does not report it (no fault plan support)"
+            m[f"{counter}__why"] = (
+                "the simulator's /_sim/stats does not report it (no fault plan support)"
+            )
     m["faults_injected"] = find_count(gt.sim_stats, "faults_injected")
     return m
 
@@ -273,7 +281,10 @@ def _pruning(gt: GroundTruth) -> dict[str, Any]:
             out[k] = None
             out[f"{k}__why"] = why
         return out
-    active = {(str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token")))) for r in gt.sender_active}
+    active = {
+        (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
+        for r in gt.sender_active
+    }
     died: dict[tuple[str, str], float] = {}
     for r in gt.sender_dead:
         key = (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
@@ -282,7 +293,10 @@ def _pruning(gt: GroundTruth) -> dict[str, Any]:
     delays: list[float] = []
     stale: list[dict[str, Any]] = []
     for rec in gt.dead_tokens:
-        key = (str(rec.get("provider")), normalize_token(str(rec.get("provider")), str(rec.get("token"))))
+        key = (
+            str(rec.get("provider")),
+            normalize_token(str(rec.get("provider")), str(rec.get("token"))),
+        )
         first = float(rec.get("first_rejected_at", 0.0))
         if key in active:
             stale.append(rec)
@@ -291,7 +305,11 @@ def _pruning(gt: GroundTruth) -> dict[str, Any]:
             delays.append(max(0.0, died[key] - first))
     out["stale_tokens_left"] = len(stale)
     out["stale_examples"] = [
-        {"provider": r.get("provider"), "token": str(r.get("token"))[:24], "first_rejected_at": r.get("first_rejected_at")}
+        {
+            "provider": r.get("provider"),
+            "token": str(r.get("token"))[:24],
+            "first_rejected_at": r.get("first_rejected_at"),
+        }
         for r in stale[:10]
     ]
     out["tokens_pruned_seen"] = len(delays) - len(stale)
@@ -353,10 +371,13 @@ def series(gt: GroundTruth, bucket_s: float = 1.0) -> dict[str, Any]:
             (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
             for r in gt.dead_tokens
         }
-        for r in gt.sender_dead:
-            key = (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
-            if key in dead_keys and isinstance(r.get("died_at"), (int, float)):
-                pruned_t.append(float(r["died_at"]) - t0)
+        for reg in gt.sender_dead:
+            pair = (
+                str(reg.get("provider")),
+                normalize_token(str(reg.get("provider")), str(reg.get("token"))),
+            )
+            if pair in dead_keys and isinstance(reg.get("died_at"), (int, float)):
+                pruned_t.append(float(reg["died_at"]) - t0)
     pruned_t.sort()
     return {
         "t0": t0,

@@ -23,55 +23,94 @@ CATALOG: dict[str, ObjectiveKind] = {
     k.name: k
     for k in (
         ObjectiveKind(
-            "min_throughput_per_s", "throughput_per_s", ">=", "/s",
+            "min_throughput_per_s",
+            "throughput_per_s",
+            ">=",
+            "/s",
             "notifications accepted by the sender per second of load",
         ),
         ObjectiveKind(
-            "min_delivered_ratio", "delivered_ratio", ">=", "",
+            "min_delivered_ratio",
+            "delivered_ratio",
+            ">=",
+            "",
             "share of deliverable (notification, device) pairs the simulator saw delivered",
         ),
         ObjectiveKind(
-            "max_lost", "lost", "<=", "",
+            "max_lost",
+            "lost",
+            "<=",
+            "",
             "accepted notifications to a live device that never reached it",
         ),
         ObjectiveKind(
-            "max_p99_api_latency_ms", "api_latency_p99_ms", "<=", "ms",
+            "max_p99_api_latency_ms",
+            "api_latency_p99_ms",
+            "<=",
+            "ms",
             "99th percentile of POST /v1/notifications response time",
         ),
         ObjectiveKind(
-            "max_p99_delivery_latency_ms", "delivery_latency_p99_ms", "<=", "ms",
+            "max_p99_delivery_latency_ms",
+            "delivery_latency_p99_ms",
+            "<=",
+            "ms",
             "99th percentile from the API call to the device's inbox",
         ),
         ObjectiveKind(
-            "max_api_error_ratio", "api_error_ratio", "<=", "",
+            "max_api_error_ratio",
+            "api_error_ratio",
+            "<=",
+            "",
             "share of notification requests the sender did not accept",
         ),
         ObjectiveKind(
-            "max_prune_delay_s", "prune_delay_max_s", "<=", "s",
+            "max_prune_delay_s",
+            "prune_delay_max_s",
+            "<=",
+            "s",
             "longest time from the provider's first 'dead token' answer to the sender marking it dead",
         ),
         ObjectiveKind(
-            "max_stale_tokens_left", "stale_tokens_left", "<=", "",
+            "max_stale_tokens_left",
+            "stale_tokens_left",
+            "<=",
+            "",
             "tokens the provider answered dead that are still active in the sender at the end",
         ),
         ObjectiveKind(
-            "max_retry_after_violations", "retry_after_violations", "<=", "",
+            "max_retry_after_violations",
+            "retry_after_violations",
+            "<=",
+            "",
             "requests to a throttled provider before its Retry-After elapsed",
         ),
         ObjectiveKind(
-            "max_sends_during_outage", "sends_during_outage", "<=", "",
+            "max_sends_during_outage",
+            "sends_during_outage",
+            "<=",
+            "",
             "requests sent to a provider while it was down (beyond breaker probes)",
         ),
         ObjectiveKind(
-            "max_wasted_sends", "wasted_sends", "<=", "",
+            "max_wasted_sends",
+            "wasted_sends",
+            "<=",
+            "",
             "sends to a token after the provider already answered that it is dead",
         ),
         ObjectiveKind(
-            "max_duplicate_deliveries", "duplicate_deliveries", "<=", "",
+            "max_duplicate_deliveries",
+            "duplicate_deliveries",
+            "<=",
+            "",
             "notifications delivered more than once to the same device",
         ),
         ObjectiveKind(
-            "max_retries_per_failure", "retries_per_failure", "<=", "",
+            "max_retries_per_failure",
+            "retries_per_failure",
+            "<=",
+            "",
             "sender retries per provider failure answer",
         ),
     )
@@ -139,9 +178,19 @@ def judge_one(objective: Objective, measures: dict[str, Any]) -> Verdict:
         word = "ok" if passed else "FAILED"
         detail = f"{word}: measured {kind.measure} = {fmt(measured, kind.unit)}, required {kind.op} {fmt(req, kind.unit)}"
     return Verdict(
-        objective.name, kind.measure, kind.op, req, measured, passed, kind.unit, kind.description, detail
+        objective.name,
+        kind.measure,
+        kind.op,
+        req,
+        measured,
+        passed,
+        kind.unit,
+        kind.description,
+        detail,
     )
 
 
-def judge(objectives: list[Objective] | tuple[Objective, ...], measures: dict[str, Any]) -> list[Verdict]:
+def judge(
+    objectives: list[Objective] | tuple[Objective, ...], measures: dict[str, Any]
+) -> list[Verdict]:
     return [judge_one(o, measures) for o in objectives]

@@ -21,7 +21,7 @@ from loadtests.objectives import Verdict, fmt
 
 def _num(v: Any, digits: int = 1) -> str:
     if v is None:
-        return "–"
+        return "-"
     if isinstance(v, float):
         if v.is_integer() and abs(v) >= 10:
             return str(int(v))
@@ -35,7 +35,9 @@ def summary_text(doc: dict[str, Any]) -> str:
     verdicts = doc["objectives"]
     passed = sum(1 for v in verdicts if v["passed"])
     word = "PASSED" if doc["passed"] else "FAILED"
-    lines = [f"pushsim run {doc['scenario']['name']}: {word} ({passed}/{len(verdicts)} objectives held)"]
+    lines = [
+        f"pushsim run {doc['scenario']['name']}: {word} ({passed}/{len(verdicts)} objectives held)"
+    ]
     lines.append(
         f"  sent        {m['accepted']} notifications accepted of {m['requests']} requests "
         f"({m['api_errors']} API errors, {m.get('topic_sends', 0)} to topics)"
@@ -64,7 +66,9 @@ def summary_text(doc: dict[str, Any]) -> str:
         mark = "ok  " if v["passed"] else "FAIL"
         lines.append(f"  [{mark}] {v['name']}: {v['detail']}")
     for ex in m.get("lost_examples", [])[:3]:
-        lines.append(f"  lost: {ex['correlation_id']} to device {ex['device_id']} (notification {ex.get('id')})")
+        lines.append(
+            f"  lost: {ex['correlation_id']} to device {ex['device_id']} (notification {ex.get('id')})"
+        )
     lines.append(f"  report      {doc['outputs']['html']}")
     return "\n".join(lines)
 
@@ -75,8 +79,14 @@ def build_doc(result: Any) -> dict[str, Any]:
     return {
         "pushsim": "run-report/1",
         "generated_at": time.time(),
-        "scenario": {"name": sc.name, "description": sc.description, "source": sc.source,
-                     "duration_s": sc.duration, "load": sc.load.shape, "population": sc.population.devices},
+        "scenario": {
+            "name": sc.name,
+            "description": sc.description,
+            "source": sc.source,
+            "duration_s": sc.duration,
+            "load": sc.load.shape,
+            "population": sc.population.devices,
+        },
         "passed": result.passed,
         "objectives": [v.to_json() for v in result.verdicts],
         "measures": result.measures,
@@ -84,8 +94,11 @@ def build_doc(result: Any) -> dict[str, Any]:
         "series": result.series,
         "run": result.info,
         "outputs": {
-            "json": str(out / "report.json"), "html": str(out / "report.html"), "junit": str(out / "junit.xml"),
-            "locust_html": str(out / "locust.html"), "locust_csv": str(out / "locust_stats.csv"),
+            "json": str(out / "report.json"),
+            "html": str(out / "report.html"),
+            "junit": str(out / "junit.xml"),
+            "locust_html": str(out / "locust.html"),
+            "locust_csv": str(out / "locust_stats.csv"),
         },
     }
 
@@ -93,8 +106,12 @@ def build_doc(result: Any) -> dict[str, Any]:
 def write_all(result: Any) -> dict[str, Any]:
     doc = build_doc(result)
     out: Path = result.out
-    (out / "report.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
-    (out / "junit.xml").write_text(junit_xml(doc["scenario"]["name"], result.verdicts, doc), encoding="utf-8")
+    (out / "report.json").write_text(
+        json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    (out / "junit.xml").write_text(
+        junit_xml(doc["scenario"]["name"], result.verdicts, doc), encoding="utf-8"
+    )
     (out / "report.html").write_text(render_html(doc), encoding="utf-8")
     return doc
 
@@ -107,10 +124,17 @@ def junit_xml(name: str, verdicts: list[Verdict], doc: dict[str, Any] | None = N
     duration = 0.0
     if doc is not None:
         info = doc.get("run", {})
-        duration = max(0.0, float(info.get("ended_at", 0.0)) - float(info.get("load_started_at", 0.0)))
+        duration = max(
+            0.0, float(info.get("ended_at", 0.0)) - float(info.get("load_started_at", 0.0))
+        )
     suite = ET.Element(
-        "testsuite", name=f"pushsim.{name}", tests=str(len(verdicts)), failures=str(failures),
-        errors="0", skipped="0", time=f"{duration:.3f}",
+        "testsuite",
+        name=f"pushsim.{name}",
+        tests=str(len(verdicts)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+        time=f"{duration:.3f}",
     )
     for v in verdicts:
         case = ET.SubElement(suite, "testcase", classname=f"pushsim.{name}", name=v.name, time="0")
@@ -118,39 +142,57 @@ def junit_xml(name: str, verdicts: list[Verdict], doc: dict[str, Any] | None = N
         required = f"{v.op} {fmt(v.required, v.unit)}"
         if not v.passed:
             fail = ET.SubElement(
-                case, "failure", message=f"{v.measure}: measured {measured}, required {required}", type="ObjectiveFailed"
+                case,
+                "failure",
+                message=f"{v.measure}: measured {measured}, required {required}",
+                type="ObjectiveFailed",
             )
             fail.text = f"{v.description}\n{v.detail}"
         out = ET.SubElement(case, "system-out")
         out.text = f"{v.measure} = {measured} (required {required}): {v.description}"
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
 
 
 def junit_error(name: str, message: str) -> str:
     suite = ET.Element("testsuite", name=f"pushsim.{name}", tests="1", failures="0", errors="1")
     case = ET.SubElement(suite, "testcase", classname=f"pushsim.{name}", name="run")
-    err = ET.SubElement(case, "error", message=message.splitlines()[0][:500] if message else "error", type="HarnessError")
+    err = ET.SubElement(
+        case,
+        "error",
+        message=message.splitlines()[0][:500] if message else "error",
+        type="HarnessError",
+    )
     err.text = message
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
 
 
 # -- SVG charts ---------------------------------------------------------------------------
 
 COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c"]
-FAULT_COLORS = {"outage": "#fecaca", "throttle": "#fde68a", "latency": "#bfdbfe", "errors": "#fbcfe8",
-                "token_churn": "#ddd6fe", "auth": "#c7d2fe"}
+FAULT_COLORS = {
+    "outage": "#fecaca",
+    "throttle": "#fde68a",
+    "latency": "#bfdbfe",
+    "errors": "#fbcfe8",
+    "token_churn": "#ddd6fe",
+    "auth": "#c7d2fe",
+}
 
 
 def _nice_max(v: float) -> float:
     if v <= 0:
         return 1.0
     exp = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
-        if v <= m * exp:
-            return m * exp
-    return 10 * exp
+    for mult in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if v <= mult * exp:
+            return float(mult * exp)
+    return float(10 * exp)
 
 
 def line_chart(
@@ -168,7 +210,8 @@ def line_chart(
     left, right, top, bottom = 56, 16, 28, 34
     pw, ph = width - left - right, height - top - bottom
     x_max = max(x_max, 1.0)
-    y_top = _nice_max(max((y for _, pts in series for _, y in pts), default=0.0) * 1.05)
+    y_step = _nice_max(max((y for _, pts in series for _, y in pts), default=0.0) * 1.05 / 4)
+    y_top = 4 * y_step
 
     def sx(x: float) -> float:
         return left + pw * max(0.0, min(x, x_max)) / x_max
@@ -176,7 +219,9 @@ def line_chart(
     def sy(y: float) -> float:
         return top + ph - ph * max(0.0, y) / y_top
 
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">'
+    ]
     parts.append(f'<text x="{left}" y="17" class="ct">{html.escape(title)}</text>')
     for f in faults:
         x0, x1 = sx(float(f.get("start_s", 0.0))), sx(float(f.get("end_s", 0.0)))
@@ -193,16 +238,25 @@ def line_chart(
         yv = y_top * i / 4
         y = sy(yv)
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="ax" text-anchor="end">{_num(yv, 1 if y_top < 10 else 0)}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="ax" text-anchor="end">{yv:.{_decimals(y_step)}f}</text>'
+        )
     ticks = 10
     for i in range(ticks + 1):
         xv = x_max * i / ticks
-        parts.append(f'<text x="{sx(xv):.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">{xv:.0f}s</text>')
+        parts.append(
+            f'<text x="{sx(xv):.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">{xv:.0f}s</text>'
+        )
     if marker is not None and 0 < marker < x_max:
         mx = sx(marker)
         parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{top + ph}" class="mark"/>')
         parts.append(f'<text x="{mx + 3:.1f}" y="{top + ph - 4}" class="fl">load ends</text>')
     parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>')
+    if not any(pts for _, pts in series):
+        parts.append(
+            f'<text x="{left + pw / 2:.0f}" y="{top + ph / 2:.0f}" class="ax" text-anchor="middle">'
+            "no data: the sender does not expose these metrics</text>"
+        )
     lx = left + pw
     for i, (name, pts) in enumerate(series):
         color = COLORS[i % len(COLORS)]
@@ -214,13 +268,28 @@ def line_chart(
                     coords.append(f"{sx(x):.1f},{sy(prev_y):.1f}")
                 coords.append(f"{sx(x):.1f},{sy(y):.1f}")
                 prev_y = y
-            parts.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{color}" stroke-width="2"/>')
+            parts.append(
+                f'<polyline points="{" ".join(coords)}" fill="none" stroke="{color}" stroke-width="2"/>'
+            )
         label = f"{name}{' (' + unit + ')' if unit else ''}"
         lx -= 8 + 7 * len(label) + 14
         parts.append(f'<rect x="{lx:.0f}" y="8" width="10" height="10" fill="{color}"/>')
         parts.append(f'<text x="{lx + 14:.0f}" y="17" class="ax">{html.escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _decimals(step: float) -> int:
+    if step >= 1 and float(step).is_integer():
+        return 0
+    return max(
+        0,
+        min(
+            4,
+            -math.floor(math.log10(step))
+            + (0 if float(step * 10 ** -math.floor(math.log10(step))).is_integer() else 1),
+        ),
+    )
 
 
 def _pts(values: list[Any], bucket: float) -> list[tuple[float, float]]:
@@ -272,7 +341,7 @@ def render_html(doc: dict[str, Any]) -> str:
         ("accepted", _num(m.get("accepted"))),
         ("delivered / deliverable", f"{m.get('delivered')}/{m.get('deliverable')}"),
         ("lost", _num(m.get("lost"))),
-        ("delivered ratio", f"{ratio * 100:.2f}%" if isinstance(ratio, (int, float)) else "–"),
+        ("delivered ratio", f"{ratio * 100:.2f}%" if isinstance(ratio, (int, float)) else "-"),
         ("throughput /s", _num(m.get("throughput_per_s"))),
         ("API p99 ms", _num(m.get("api_latency_p99_ms"))),
         ("to device p99 ms", _num(m.get("delivery_latency_p99_ms"))),
@@ -290,27 +359,59 @@ def render_html(doc: dict[str, Any]) -> str:
             f"<td>{html.escape(v['op'])} {html.escape(fmt(v['required'], v['unit']))}</td></tr>"
         )
     if not rows:
-        rows.append("<tr><td colspan='4' class='muted'>this scenario states no objectives</td></tr>")
+        rows.append(
+            "<tr><td colspan='4' class='muted'>this scenario states no objectives</td></tr>"
+        )
     charts = [
-        line_chart("Throughput (per second)", [("accepted", _pts(ser["sent"], bucket)),
-                                                ("delivered", _pts(ser["delivered"], bucket)),
-                                                ("API errors", _pts(ser["errors"], bucket))],
-                   x_max, faults, marker=load_end),
-        line_chart("API latency of POST /v1/notifications", [("p50", _pts(ser["api_p50_ms"], bucket)),
-                                                             ("p99", _pts(ser["api_p99_ms"], bucket))],
-                   x_max, faults, "ms", marker=load_end),
-        line_chart("Sender retries and queue depth", [("retries/s", _pts(ser["retries"], bucket)),
-                                                      ("queue depth", _pts(ser["queue_depth"], bucket))],
-                   x_max, faults, marker=load_end),
-        line_chart("Stale-token cleanup (cumulative)", [("answered dead by provider", _cumulative(ser["rejected_at"])),
-                                                        ("pruned by sender", _cumulative(ser["pruned_at"]))],
-                   x_max, faults, step=True, marker=load_end),
+        line_chart(
+            "Throughput (per second)",
+            [
+                ("accepted", _pts(ser["sent"], bucket)),
+                ("delivered", _pts(ser["delivered"], bucket)),
+                ("API errors", _pts(ser["errors"], bucket)),
+            ],
+            x_max,
+            faults,
+            marker=load_end,
+        ),
+        line_chart(
+            "API latency of POST /v1/notifications",
+            [("p50", _pts(ser["api_p50_ms"], bucket)), ("p99", _pts(ser["api_p99_ms"], bucket))],
+            x_max,
+            faults,
+            "ms",
+            marker=load_end,
+        ),
+        line_chart(
+            "Sender retries and queue depth",
+            [
+                ("retries/s", _pts(ser["retries"], bucket)),
+                ("queue depth", _pts(ser["queue_depth"], bucket)),
+            ],
+            x_max,
+            faults,
+            marker=load_end,
+        ),
+        line_chart(
+            "Stale-token cleanup (cumulative)",
+            [
+                ("answered dead by provider", _cumulative(ser["rejected_at"])),
+                ("pruned by sender", _cumulative(ser["pruned_at"])),
+            ],
+            x_max,
+            faults,
+            step=True,
+            marker=load_end,
+        ),
     ]
-    fault_rows = "".join(
-        f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('provider', '')))}</td>"
-        f"<td>{_num(f.get('start_s'))}s – {_num(f.get('end_s'))}s</td><td>{_num(f.get('count'))}</td></tr>"
-        for f in faults
-    ) or "<tr><td colspan='4' class='muted'>no faults injected</td></tr>"
+    fault_rows = (
+        "".join(
+            f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('provider', '')))}</td>"
+            f"<td>{_num(f.get('start_s'))}s - {_num(f.get('end_s'))}s</td><td>{_num(f.get('count'))}</td></tr>"
+            for f in faults
+        )
+        or "<tr><td colspan='4' class='muted'>no faults injected</td></tr>"
+    )
     measures_rows = "".join(
         f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_num(v, 3))}</td></tr>"
         for k, v in m.items()
@@ -323,25 +424,27 @@ def render_html(doc: dict[str, Any]) -> str:
     )
     lost_html = (
         f"<h2>Lost notifications (first {len(m.get('lost_examples', []))})</h2><table><tr><th>correlation id</th>"
-        f"<th>device</th><th>notification id</th></tr>{lost}</table>" if lost else ""
+        f"<th>device</th><th>notification id</th></tr>{lost}</table>"
+        if lost
+        else ""
     )
     run = doc.get("run", {})
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>pushsim {html.escape(sc['name'])}: {'passed' if ok else 'FAILED'}</title>
+<html lang="en"><head><meta charset="utf-8"><title>pushsim {html.escape(sc["name"])}: {"passed" if ok else "FAILED"}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>
 <body><main>
-<h1>pushsim run <code>{html.escape(sc['name'])}</code></h1>
-<div class="muted">{html.escape(sc.get('description') or '')}</div>
-<div class="muted">sender {html.escape(str(run.get('sender', '')))} · {run.get('devices', '?')} devices ·
-load {html.escape(str(sc['load']))} for {_num(sc['duration_s'])}s{' · quick' if run.get('quick') else ''} ·
-seed {run.get('seed', '?')} · {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(doc['generated_at']))}</div>
-<div class="banner {'pass' if ok else 'fail'}">{'PASSED' if ok else 'FAILED'}: {held} of {len(verdicts)} objectives held</div>
-<div class="cards">{''.join(f'<div class="card"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in cards)}</div>
+<h1>pushsim run <code>{html.escape(sc["name"])}</code></h1>
+<div class="muted">{html.escape(sc.get("description") or "")}</div>
+<div class="muted">sender {html.escape(str(run.get("sender", "")))} · {run.get("devices", "?")} devices ·
+load {html.escape(str(sc["load"]))} for {_num(sc["duration_s"])}s{" · quick" if run.get("quick") else ""} ·
+seed {run.get("seed", "?")} · {time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["generated_at"]))}</div>
+<div class="banner {"pass" if ok else "fail"}">{"PASSED" if ok else "FAILED"}: {held} of {len(verdicts)} objectives held</div>
+<div class="cards">{"".join(f'<div class="card"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in cards)}</div>
 <h2>Objectives</h2>
-<table><tr><th></th><th>objective</th><th>measured</th><th>required</th></tr>{''.join(rows)}</table>
+<table><tr><th></th><th>objective</th><th>measured</th><th>required</th></tr>{"".join(rows)}</table>
 <h2>Over time</h2>
 <div class="muted">Seconds since the load started; shaded bands are injected faults.</div>
-{''.join(charts)}
+{"".join(charts)}
 <h2>Faults injected</h2>
 <table><tr><th>kind</th><th>provider</th><th>window</th><th>count</th></tr>{fault_rows}</table>
 {lost_html}

@@ -24,8 +24,19 @@ from loadtests.objectives import CATALOG, Objective
 PROVIDERS = ("apns", "fcm", "webpush")
 SHAPES = ("steady", "ramp", "spike")
 TOP_LEVEL = (
-    "name", "description", "duration", "drain_timeout", "seed", "population", "load", "traffic",
-    "devices", "faults", "objectives", "target", "quick",
+    "name",
+    "description",
+    "duration",
+    "drain_timeout",
+    "seed",
+    "population",
+    "load",
+    "traffic",
+    "devices",
+    "faults",
+    "objectives",
+    "target",
+    "quick",
 )
 
 
@@ -138,7 +149,9 @@ class DeviceBehaviour:
 class RequestTemplate:
     method: str
     path: str
-    body: Any  # JSON template: "{name}" placeholders; a string that is exactly "{x}" takes x's value
+    body: (
+        Any  # JSON template: "{name}" placeholders; a string that is exactly "{x}" takes x's value
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,26 +262,37 @@ class _Check:
                 seconds = float(m.group(1)) * unit
         if seconds is None or seconds < minimum:
             raise self.fail(
-                path, f"expected a duration such as 30s, 2m or 500ms (at least {minimum:g}s), got {_show(value)}"
+                path,
+                f"expected a duration such as 30s, 2m or 500ms (at least {minimum:g}s), got {_show(value)}",
             )
         return seconds
 
     def integer(self, value: Any, path: str, *, minimum: int = 0, maximum: int = 10_000_000) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-            what = "a positive integer" if minimum == 1 else f"an integer from {minimum} to {maximum}"
+            what = (
+                "a positive integer" if minimum == 1 else f"an integer from {minimum} to {maximum}"
+            )
             raise self.fail(path, f"expected {what}, got {_show(value)}")
         return value
 
-    def number(self, value: Any, path: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
+    def number(
+        self, value: Any, path: str, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok and (value < minimum or (maximum is not None and value > maximum)):
             ok = False
         if not ok:
-            rng = f"from {minimum:g} to {maximum:g}" if maximum is not None else f"at least {minimum:g}"
+            rng = (
+                f"from {minimum:g} to {maximum:g}"
+                if maximum is not None
+                else f"at least {minimum:g}"
+            )
             raise self.fail(path, f"expected a number {rng}, got {_show(value)}")
         return float(value)
 
-    def weights(self, value: Any, path: str, keys: tuple[str, ...], default: dict[str, float]) -> dict[str, float]:
+    def weights(
+        self, value: Any, path: str, keys: tuple[str, ...], default: dict[str, float]
+    ) -> dict[str, float]:
         if value is None:
             return dict(default)
         data = self.mapping(value, path, keys)
@@ -328,40 +352,58 @@ def _target(check: _Check, data: Any) -> TargetShape:
     reg = _template(check, d.get("register"), "target.register", DEFAULT_TARGET["register"])
     notify = _template(check, d.get("notify"), "target.notify", DEFAULT_TARGET["notify"])
     accepted = d.get("accepted_status", DEFAULT_TARGET["accepted_status"])
-    if not isinstance(accepted, list) or not accepted or not all(
-        isinstance(s, int) and 200 <= s < 300 for s in accepted
+    if (
+        not isinstance(accepted, list)
+        or not accepted
+        or not all(isinstance(s, int) and 200 <= s < 300 for s in accepted)
     ):
-        raise check.fail("target.accepted_status", f"expected a list of 2xx status codes, got {_show(accepted)}")
+        raise check.fail(
+            "target.accepted_status", f"expected a list of 2xx status codes, got {_show(accepted)}"
+        )
     opt: dict[str, str | None] = {}
     for key in ("devices_dead", "devices_active", "metrics", "health"):
         v = d.get(key, DEFAULT_TARGET[key])
         if v is not None and (not isinstance(v, str) or not v.startswith("/")):
-            raise check.fail(f"target.{key}", f"expected a path starting with / or null, got {_show(v)}")
+            raise check.fail(
+                f"target.{key}", f"expected a path starting with / or null, got {_show(v)}"
+            )
         opt[key] = v
     id_field = d.get("id_field", "id")
     if not isinstance(id_field, str) or not id_field:
         raise check.fail("target.id_field", f"expected a field name, got {_show(id_field)}")
     return TargetShape(
-        reg, notify, tuple(accepted), id_field,
-        opt["devices_dead"], opt["devices_active"], opt["metrics"], opt["health"],
+        reg,
+        notify,
+        tuple(accepted),
+        id_field,
+        opt["devices_dead"],
+        opt["devices_active"],
+        opt["metrics"],
+        opt["health"],
     )
 
 
-def validate(data: Any, source: str, lines: dict[str, int] | None = None, *, quick: bool = False) -> Scenario:
+def validate(
+    data: Any, source: str, lines: dict[str, int] | None = None, *, quick: bool = False
+) -> Scenario:
     check = _Check(source, lines or {})
     if not isinstance(data, dict):
         raise check.fail("", f"expected a mapping of scenario fields, got {_show(data)}")
     top = check.mapping(data, "", TOP_LEVEL)
     if quick and top.get("quick") is not None:
-        overrides = check.mapping(top["quick"], "quick", tuple(k for k in TOP_LEVEL if k != "quick"))
+        overrides = check.mapping(
+            top["quick"], "quick", tuple(k for k in TOP_LEVEL if k != "quick")
+        )
         top = _merge(top, overrides)
         check.lines = {**lines} if lines else {}
         for k, v in (lines or {}).items():
             if k.startswith("quick."):
-                check.lines[k[len("quick."):]] = v
+                check.lines[k[len("quick.") :]] = v
     name = top.get("name", Path(source).stem)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise check.fail("name", f"expected a name of letters, digits, '-', '_' or '.', got {_show(name)}")
+        raise check.fail(
+            "name", f"expected a name of letters, digits, '-', '_' or '.', got {_show(name)}"
+        )
     description = top.get("description", "")
     if not isinstance(description, str):
         raise check.fail("description", f"expected text, got {_show(description)}")
@@ -371,15 +413,30 @@ def validate(data: Any, source: str, lines: dict[str, int] | None = None, *, qui
 
     pop = check.mapping(top.get("population"), "population", ("devices", "users"))
     devs = check.mapping(pop.get("devices", {"apns": 10}), "population.devices", PROVIDERS)
-    devices = {p: check.integer(n, f"population.devices.{p}", minimum=0, maximum=100_000) for p, n in devs.items()}
+    devices = {
+        p: check.integer(n, f"population.devices.{p}", minimum=0, maximum=100_000)
+        for p, n in devs.items()
+    }
     if sum(devices.values()) < 1:
         raise check.fail("population.devices", "expected at least one device")
-    users = check.integer(pop.get("users", sum(devices.values())), "population.users", minimum=1, maximum=1_000_000)
+    users = check.integer(
+        pop.get("users", sum(devices.values())), "population.users", minimum=1, maximum=1_000_000
+    )
     population = Population(devices, users)
 
     ld = check.mapping(
-        top.get("load"), "load",
-        ("shape", "users", "rate_per_user", "spawn_rate", "from_users", "spike_users", "spike_at", "spike_for"),
+        top.get("load"),
+        "load",
+        (
+            "shape",
+            "users",
+            "rate_per_user",
+            "spawn_rate",
+            "from_users",
+            "spike_users",
+            "spike_at",
+            "spike_for",
+        ),
     )
     shape = ld.get("shape", "steady")
     if shape not in SHAPES:
@@ -389,9 +446,15 @@ def validate(data: Any, source: str, lines: dict[str, int] | None = None, *, qui
         shape=shape,
         users=lusers,
         rate_per_user=check.number(ld.get("rate_per_user", 5), "load.rate_per_user", minimum=0.01),
-        spawn_rate=check.number(ld.get("spawn_rate", max(1, lusers)), "load.spawn_rate", minimum=0.1),
-        from_users=check.integer(ld.get("from_users", 1), "load.from_users", minimum=1, maximum=100_000),
-        spike_users=check.integer(ld.get("spike_users", lusers), "load.spike_users", minimum=1, maximum=100_000),
+        spawn_rate=check.number(
+            ld.get("spawn_rate", max(1, lusers)), "load.spawn_rate", minimum=0.1
+        ),
+        from_users=check.integer(
+            ld.get("from_users", 1), "load.from_users", minimum=1, maximum=100_000
+        ),
+        spike_users=check.integer(
+            ld.get("spike_users", lusers), "load.spike_users", minimum=1, maximum=100_000
+        ),
         spike_at=check.duration(ld.get("spike_at", 0), "load.spike_at"),
         spike_for=check.duration(ld.get("spike_for", 0), "load.spike_for"),
     )
@@ -399,30 +462,49 @@ def validate(data: Any, source: str, lines: dict[str, int] | None = None, *, qui
         if "spike_users" not in ld or "spike_at" not in ld or "spike_for" not in ld:
             raise check.fail("load", "a spike needs spike_users, spike_at and spike_for")
         if load.spike_at + load.spike_for > duration:
-            raise check.fail("load.spike_for", f"the spike ends after the run's duration ({duration:g}s)")
+            raise check.fail(
+                "load.spike_for", f"the spike ends after the run's duration ({duration:g}s)"
+            )
 
-    tr = check.mapping(top.get("traffic"), "traffic", ("to", "payload", "push_type", "high_priority", "ttl", "topics"))
+    tr = check.mapping(
+        top.get("traffic"),
+        "traffic",
+        ("to", "payload", "push_type", "high_priority", "ttl", "topics"),
+    )
     topics = tr.get("topics", ["news"])
     if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
         raise check.fail("traffic.topics", f"expected a list of topic names, got {_show(topics)}")
     traffic = Traffic(
-        to=check.weights(tr.get("to"), "traffic.to", ("user", "tokens", "topic"), {"user": 0.7, "tokens": 0.3}),
+        to=check.weights(
+            tr.get("to"), "traffic.to", ("user", "tokens", "topic"), {"user": 0.7, "tokens": 0.3}
+        ),
         payload=check.weights(
-            tr.get("payload"), "traffic.payload", ("small", "medium", "large"),
+            tr.get("payload"),
+            "traffic.payload",
+            ("small", "medium", "large"),
             {"small": 0.7, "medium": 0.25, "large": 0.05},
         ),
         push_type=check.weights(
-            tr.get("push_type"), "traffic.push_type", ("alert", "background"), {"alert": 0.9, "background": 0.1}
+            tr.get("push_type"),
+            "traffic.push_type",
+            ("alert", "background"),
+            {"alert": 0.9, "background": 0.1},
         ),
-        high_priority=check.number(tr.get("high_priority", 0.8), "traffic.high_priority", maximum=1),
+        high_priority=check.number(
+            tr.get("high_priority", 0.8), "traffic.high_priority", maximum=1
+        ),
         ttl=check.integer(tr.get("ttl", 3600), "traffic.ttl", maximum=2_419_200),
         topics=tuple(topics),
     )
 
-    dv = check.mapping(top.get("devices"), "devices", ("reregister_rotated", "receipts", "feed_poll"))
+    dv = check.mapping(
+        top.get("devices"), "devices", ("reregister_rotated", "receipts", "feed_poll")
+    )
     rereg = dv.get("reregister_rotated", True)
     if not isinstance(rereg, bool):
-        raise check.fail("devices.reregister_rotated", f"expected true or false, got {_show(rereg)}")
+        raise check.fail(
+            "devices.reregister_rotated", f"expected true or false, got {_show(rereg)}"
+        )
     behaviour = DeviceBehaviour(
         reregister_rotated=rereg,
         receipts=check.number(dv.get("receipts", 0.05), "devices.receipts", maximum=1),
@@ -435,7 +517,9 @@ def validate(data: Any, source: str, lines: dict[str, int] | None = None, *, qui
     objectives = []
     for key, value in obj.items():
         kind = CATALOG[key]
-        maximum = 1.0 if kind.measure == "delivered_ratio" or kind.measure.endswith("_ratio") else None
+        maximum = (
+            1.0 if kind.measure == "delivered_ratio" or kind.measure.endswith("_ratio") else None
+        )
         req = check.number(value, f"objectives.{key}", maximum=maximum)
         objectives.append(Objective(key, req, check.lines.get(f"objectives.{key}")))
 
@@ -479,7 +563,10 @@ def load(name_or_path: str, *, quick: bool = False) -> Scenario:
     except FileNotFoundError:
         names = ", ".join(sorted(q.stem for q in SCENARIOS_DIR.glob("*.yaml")))
         raise ScenarioError(
-            str(name_or_path), None, "", f"no such scenario file or bundled scenario (bundled: {names})"
+            str(name_or_path),
+            None,
+            "",
+            f"no such scenario file or bundled scenario (bundled: {names})",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), None, "", f"cannot read: {exc}") from exc

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -24,7 +23,6 @@ from typing import Any
 
 import httpx
 import jwt
-import pytest
 from aiohttp import web
 
 from simulator.testing import running_simulator
@@ -217,3 +215,30 @@ def test_a_sender_that_never_prunes_fails_the_stale_token_objective(tmp_path: Pa
     )
     assert "FAIL] max_stale_tokens_left" in proc.stdout
     assert (out / "report.html").read_text().count("<svg") == 4
+
+
+def test_pushsim_run_quick_smoke_on_the_reference_sender(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    proc = subprocess.run(
+        [*PUSHSIM, "run", "--quick", "--out", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "pushsim run smoke: PASSED" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    m = report["measures"]
+    assert m["accepted"] > 0
+    assert m["lost"] == 0
+    assert m["delivered"] == m["deliverable"] > 0
+    providers = {
+        d.split("-")[0]
+        for s in json.loads((out / "locust-config.json").read_text())["users"]
+        for d in (x["device_id"] for x in s["devices"])
+    }
+    assert providers == {"apns", "fcm", "webpush"}
+    junit = ET.parse(out / "junit.xml").getroot()
+    assert junit.get("failures") == "0" and int(junit.get("tests", "0")) >= 5
+    assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.harness import fault_windows
-from loadtests.measures import GroundTruth, compute, find_count, parse_prometheus, percentile, series
+from loadtests.measures import (
+    GroundTruth,
+    compute,
+    find_count,
+    parse_prometheus,
+    percentile,
+    series,
+)
 from loadtests.objectives import Objective, judge
 from loadtests.report import junit_xml, render_html, summary_text, write_all
 from loadtests.scenario import loads
@@ -18,8 +25,19 @@ from loadtests.template import render
 T0 = 1_700_000_000.0
 
 
-def sent(c: str, t: float, devs: list[str], ok: bool = True, ms: float = 5.0, kind: str = "user") -> dict[str, Any]:
-    return {"c": c, "t": T0 + t, "ms": ms, "st": 202 if ok else 500, "ok": ok, "kind": kind, "dev": devs, "nid": f"n-{c}"}
+def sent(
+    c: str, t: float, devs: list[str], ok: bool = True, ms: float = 5.0, kind: str = "user"
+) -> dict[str, Any]:
+    return {
+        "c": c,
+        "t": T0 + t,
+        "ms": ms,
+        "st": 202 if ok else 500,
+        "ok": ok,
+        "kind": kind,
+        "dev": devs,
+        "nid": f"n-{c}",
+    }
 
 
 def delivery(c: str, dev: str, t: float) -> dict[str, Any]:
@@ -28,8 +46,18 @@ def delivery(c: str, dev: str, t: float) -> dict[str, Any]:
 
 def truth(**kw: Any) -> GroundTruth:
     base: dict[str, Any] = dict(
-        sent=[], deliveries=[], feed=[], dead_tokens=[], sim_stats={}, sender_dead=[], sender_active=[],
-        metrics_start=None, metrics_end=None, load_started_at=T0, load_ended_at=T0 + 10, ended_at=T0 + 12,
+        sent=[],
+        deliveries=[],
+        feed=[],
+        dead_tokens=[],
+        sim_stats={},
+        sender_dead=[],
+        sender_active=[],
+        metrics_start=None,
+        metrics_end=None,
+        load_started_at=T0,
+        load_ended_at=T0 + 10,
+        ended_at=T0 + 12,
     )
     base.update(kw)
     return GroundTruth(**base)
@@ -45,9 +73,16 @@ def test_delivered_lost_and_not_deliverable_from_ground_truth() -> None:
             sent("e", 4, ["apns-1"], ok=False),  # refused by the API: not judged for delivery
             sent("f", 5, [], kind="topic"),
         ],
-        deliveries=[delivery("a", "apns-1", 1.1), delivery("a", "fcm-2", 1.3), delivery("a", "fcm-2", 1.4),
-                    delivery("zz", "apns-1", 1.0)],
-        feed=[{"device_id": "fcm-3", "event": "rotated", "at": T0 + 6}, {"device_id": "fcm-4", "event": "uninstalled", "at": T0 + 1}],
+        deliveries=[
+            delivery("a", "apns-1", 1.1),
+            delivery("a", "fcm-2", 1.3),
+            delivery("a", "fcm-2", 1.4),
+            delivery("zz", "apns-1", 1.0),
+        ],
+        feed=[
+            {"device_id": "fcm-3", "event": "rotated", "at": T0 + 6},
+            {"device_id": "fcm-4", "event": "uninstalled", "at": T0 + 1},
+        ],
     )
     m = compute(gt)
     assert m["accepted"] == 5
@@ -65,9 +100,27 @@ def test_delivered_lost_and_not_deliverable_from_ground_truth() -> None:
 
 def test_pruning_measures_match_tokens_across_provider_spellings() -> None:
     dead = [
-        {"provider": "apns", "token": "ab" * 32, "device_id": "apns-1", "first_rejected_at": T0 + 2, "count": 1},
-        {"provider": "webpush", "token": "sub1", "device_id": "webpush-2", "first_rejected_at": T0 + 3, "count": 4},
-        {"provider": "fcm", "token": "f:tok", "device_id": "fcm-3", "first_rejected_at": T0 + 4, "count": 2},
+        {
+            "provider": "apns",
+            "token": "ab" * 32,
+            "device_id": "apns-1",
+            "first_rejected_at": T0 + 2,
+            "count": 1,
+        },
+        {
+            "provider": "webpush",
+            "token": "sub1",
+            "device_id": "webpush-2",
+            "first_rejected_at": T0 + 3,
+            "count": 4,
+        },
+        {
+            "provider": "fcm",
+            "token": "f:tok",
+            "device_id": "fcm-3",
+            "first_rejected_at": T0 + 4,
+            "count": 2,
+        },
     ]
     gt = truth(
         dead_tokens=dead,
@@ -99,7 +152,10 @@ def test_sender_metrics_and_simulator_counters() -> None:
     )
     assert end["pushsim_sender_retries_total"] == 12
     stats = {
-        "providers": {"apns": {"delivered": 90, "ServiceUnavailable": 8, "total": 98}, "fcm": {"delivered": 10, "QUOTA_EXCEEDED": 2}},
+        "providers": {
+            "apns": {"delivered": 90, "ServiceUnavailable": 8, "total": 98},
+            "fcm": {"delivered": 10, "QUOTA_EXCEEDED": 2},
+        },
         "retry_after_violations": {"apns": 1, "fcm": 2, "webpush": 0},
         "sends_during_outage": {"apns": 9, "fcm": 0, "webpush": 0},
     }
@@ -113,10 +169,18 @@ def test_sender_metrics_and_simulator_counters() -> None:
 
 
 def test_judging_reports_measured_versus_required() -> None:
-    measures = {"lost": 3, "delivered_ratio": 0.9995, "retry_after_violations": None,
-                "retry_after_violations__why": "no fault plan"}
+    measures = {
+        "lost": 3,
+        "delivered_ratio": 0.9995,
+        "retry_after_violations": None,
+        "retry_after_violations__why": "no fault plan",
+    }
     v = judge(
-        [Objective("max_lost", 0), Objective("min_delivered_ratio", 0.999), Objective("max_retry_after_violations", 0)],
+        [
+            Objective("max_lost", 0),
+            Objective("min_delivered_ratio", 0.999),
+            Objective("max_retry_after_violations", 0),
+        ],
         measures,
     )
     assert [x.passed for x in v] == [False, True, False]
@@ -131,17 +195,48 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_templates_fill_values_and_drop_missing_objects() -> None:
-    tpl = {"to": "{to}", "data": {"cid": "{correlation_id}", "pad": "{pad}"}, "path": "/u/{user_id}", "keep": "{unknown}"}
+    tpl = {
+        "to": "{to}",
+        "data": {"cid": "{correlation_id}", "pad": "{pad}"},
+        "path": "/u/{user_id}",
+        "keep": "{unknown}",
+    }
     out = render(tpl, {"to": {"user": "u1"}, "correlation_id": "c1", "pad": None, "user_id": "u1"})
-    assert out == {"to": {"user": "u1"}, "data": {"cid": "c1"}, "path": "/u/u1", "keep": "{unknown}"}
+    assert out == {
+        "to": {"user": "u1"},
+        "data": {"cid": "c1"},
+        "path": "/u/u1",
+        "keep": "{unknown}",
+    }
 
 
 def test_fault_windows_from_the_timeline() -> None:
-    body = {"started_at": T0, "windows": [
-        {"fault": "apns-down", "kind": "outage", "provider": "apns", "start": 4.0, "end": 10.0,
-         "start_wall": T0 + 4, "end_wall": T0 + 10, "count": 17}]}
+    body = {
+        "started_at": T0,
+        "windows": [
+            {
+                "fault": "apns-down",
+                "kind": "outage",
+                "provider": "apns",
+                "start": 4.0,
+                "end": 10.0,
+                "start_wall": T0 + 4,
+                "end_wall": T0 + 10,
+                "count": 17,
+            }
+        ],
+    }
     w = fault_windows(body)
-    assert w == [{"kind": "outage", "provider": "apns", "start": T0 + 4, "end": T0 + 10, "absolute": True, "count": 17}]
+    assert w == [
+        {
+            "kind": "outage",
+            "provider": "apns",
+            "start": T0 + 4,
+            "end": T0 + 10,
+            "absolute": True,
+            "count": 17,
+        }
+    ]
     assert fault_windows(None) == []
 
 
@@ -162,11 +257,22 @@ class FakeResult:
 
 def test_reports_say_what_was_measured(tmp_path: Path) -> None:
     sc = loads("name: demo\nobjectives: {max_lost: 0, min_throughput_per_s: 5}\n", "demo.yaml")
-    gt = truth(sent=[sent("a", 1, ["apns-1"]), sent("b", 2, ["apns-1"])], deliveries=[delivery("a", "apns-1", 1.2)])
+    gt = truth(
+        sent=[sent("a", 1, ["apns-1"]), sent("b", 2, ["apns-1"])],
+        deliveries=[delivery("a", "apns-1", 1.2)],
+    )
     m = compute(gt)
     verdicts = judge(sc.objectives, m)
     faults = [{"kind": "outage", "provider": "apns", "start_s": 3.0, "end_s": 6.0, "count": 4}]
-    result = FakeResult(sc, tmp_path, m, verdicts, series(gt), faults, {"sender": "http://127.0.0.1:1", "ended_at": T0 + 12})
+    result = FakeResult(
+        sc,
+        tmp_path,
+        m,
+        verdicts,
+        series(gt),
+        faults,
+        {"sender": "http://127.0.0.1:1", "ended_at": T0 + 12},
+    )
     doc = write_all(result)
     assert not doc["passed"]
     junit = ET.parse(tmp_path / "junit.xml").getroot()

@@ -11,7 +11,16 @@ import pytest
 from loadtests import SCENARIOS_DIR
 from loadtests.scenario import ScenarioError, bundled, load, loads
 
-LIBRARY = ("smoke", "apns-outage", "fcm-quota", "token-churn", "webpush-expiry", "auth-expiry", "spike", "mixed-soak")
+LIBRARY = (
+    "smoke",
+    "apns-outage",
+    "fcm-quota",
+    "token-churn",
+    "webpush-expiry",
+    "auth-expiry",
+    "spike",
+    "mixed-soak",
+)
 
 GOOD = """\
 name: demo
@@ -50,7 +59,10 @@ def test_a_good_scenario_loads_with_defaults_filled_in() -> None:
     assert sc.load.users_at(0, 30) == 2
     assert sc.load.users_at(12, 30) == 10
     assert sc.load.users_at(16, 30) == 2
-    assert [(o.name, o.required) for o in sc.objectives] == [("max_lost", 0.0), ("min_delivered_ratio", 0.999)]
+    assert [(o.name, o.required) for o in sc.objectives] == [
+        ("max_lost", 0.0),
+        ("min_delivered_ratio", 0.999),
+    ]
     assert sc.objectives[0].line == 15
     assert sc.target.notify.path == "/v1/notifications"
 
@@ -75,7 +87,11 @@ def test_an_error_names_the_file_line_field_and_what_was_expected() -> None:
         (("duration: 30s", "duration: soon"), "duration", "expected a duration"),
         (("shape: spike", "shape: wave"), "load.shape", "expected one of steady, ramp, spike"),
         (("max_lost: 0", "max_lots: 0"), "objectives.max_lots", "unknown field"),
-        (("min_delivered_ratio: 0.999", "min_delivered_ratio: 2"), "objectives.min_delivered_ratio", "from 0 to 1"),
+        (
+            ("min_delivered_ratio: 0.999", "min_delivered_ratio: 2"),
+            "objectives.min_delivered_ratio",
+            "from 0 to 1",
+        ),
         (("apns: 4", "apns: -1"), "population.devices.apns", "expected an integer"),
         (("apns: 4", "aps: 4"), "population.devices.aps", "unknown field"),
         (("spike_for: 5s", "spike_for: 50s"), "load.spike_for", "ends after the run's duration"),
@@ -103,7 +119,10 @@ def test_a_bad_quick_override_names_its_line() -> None:
 
 
 def test_faults_are_validated_by_the_fault_plan_parser() -> None:
-    text = GOOD + "faults:\n  - kind: outage\n    provider: apns\n    start: 5s\n    duration: fortnight\n"
+    text = (
+        GOOD
+        + "faults:\n  - kind: outage\n    provider: apns\n    start: 5s\n    duration: fortnight\n"
+    )
     err = error_of(text)
     assert err.field.startswith("faults[0]")
     assert err.line == 23
@@ -131,10 +150,17 @@ def test_check_and_scenarios_commands(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("rate_per_user: 3", "rate_per_user: fast"))
     cli = [sys.executable, "-m", "simulator.cli"]
-    ok = subprocess.run([*cli, "run", "--check", str(SCENARIOS_DIR / "smoke.yaml")], capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [*cli, "run", "--check", str(SCENARIOS_DIR / "smoke.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "ok: smoke" in ok.stdout
-    no = subprocess.run([*cli, "run", "--check", str(bad)], capture_output=True, text=True, timeout=60)
+    no = subprocess.run(
+        [*cli, "run", "--check", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert no.returncode == 2
     assert f"{bad}:10: load.rate_per_user: expected a number" in no.stderr
     listing = subprocess.run([*cli, "scenarios"], capture_output=True, text=True, timeout=60)
