@@ -4,6 +4,7 @@ pruning, throttling, outages with the circuit breaker, GOAWAY, and SIGKILL recov
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -90,8 +91,8 @@ def delivered_correlations(sim: SimulatorHandle) -> list[str]:
     return out
 
 
-async def wait_for(pred: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
+async def wait_for(pred: Any, limit: float = 20.0) -> bool:
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if pred():
             return True
@@ -154,13 +155,13 @@ async def test_explicit_tokens_topic_receipts_and_idempotency(
         assert s == 202 and topic["targets"] == 1
         assert await sender.dispatcher.drain(10)  # type: ignore[union-attr]
         assert inbox_correlations(sim, apns["id"]) == ["c-tok"]  # once, despite the repeat
-        s, r = await api.call(
+        s, _ = await api.call(
             "POST",
             "/v1/receipts",
             {"notification_id": a1["id"], "token": apns["token"], "event": "opened"},
         )
         assert s == 202
-        s, r = await api.call(
+        s, _ = await api.call(
             "POST", "/v1/receipts", {"notification_id": a1["id"], "token": "x", "event": "opened"}
         )
         assert s == 404
@@ -232,7 +233,7 @@ async def test_reregistered_token_replaces_its_predecessor(
         await api.call("POST", "/v1/devices", register_body(dev, "carol", device_id="phone"))
         new = sim.control("POST", f"/_sim/devices/{dev['id']}/rotate")
         new_token = new.get("token") or new["device"]["token"]
-        s, reg = await api.call(
+        s, _ = await api.call(
             "POST",
             "/v1/devices",
             {"user_id": "carol", "provider": "apns", "token": new_token, "device_id": "phone"},
@@ -272,7 +273,7 @@ async def test_throttled_sends_wait_at_least_retry_after(
         throttled = 0
         for d in doc["deliveries"]:
             atts = d["attempts"]
-            for prev, nxt in zip(atts, atts[1:], strict=False):
+            for prev, nxt in itertools.pairwise(atts):
                 if prev["status_code"] == 429:
                     throttled += 1
                     # Retry-After is whole seconds, at least 1: the retry came no sooner.

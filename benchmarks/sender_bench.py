@@ -1,0 +1,376 @@
+"""Sender core vs the reference client libraries, in one run against one simulator.
+
+For each provider, N notifications (each to its own simulated device) are sent at the same
+concurrency by pushsim's sender core and by the peer library:
+
+- APNs: ``aioapns`` (``APNs.send_notification``);
+- FCM: ``firebase-admin`` (``messaging.send_each_async``, in batches of the concurrency);
+- Web Push: ``pywebpush`` (``webpush_async`` over a shared aiohttp session).
+
+"Ours" is the sender core itself, not its HTTP API: ``Sender.accept`` (durable outbox
+commit, fan-out) and the dispatcher with its provider clients, until every delivery is
+finished. The simulator runs as its own process; figures are notifications per second and
+our ratio over each peer (the machine is shared, so only the ratios mean anything).
+
+    .venv/bin/python benchmarks/sender_bench.py [-n 2000] [-c 100] [--providers apns,fcm,webpush]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sender.config import ProviderLimits, from_simulator_dir  # noqa: E402
+from sender.payload import Message  # noqa: E402
+from sender.service import Sender  # noqa: E402
+from sender.validate import NotificationRequest, TokenTarget  # noqa: E402
+
+
+def control(base: str, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def start_simulator(state: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator.cli",
+            "simulator",
+            "--state-dir",
+            str(state),
+            "--seed",
+            "7",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (state / "endpoints.json").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("simulator did not start")
+        time.sleep(0.05)
+    return proc
+
+
+def mint(base: str, provider: str, count: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while len(out) < count:
+        n = min(1000, count - len(out))
+        out += control(base, "POST", "/_sim/devices", {"provider": provider, "count": n})["devices"]
+    return out
+
+
+def delivered_total(base: str) -> int:
+    return int(control(base, "GET", "/_sim/stats")["deliveries"])
+
+
+# -- ours -------------------------------------------------------------------------
+
+
+async def run_ours(
+    state: Path, provider: str, devices: list[dict[str, Any]], concurrency: int, tag: str
+) -> tuple[float, int]:
+    db = Path(tempfile.mkdtemp(prefix="pushsim-bench-")) / "sender.db"
+    config = from_simulator_dir(state, db)
+    config = replace(
+        config,
+        limits={
+            p: ProviderLimits(concurrency=concurrency, max_connections=1)
+            for p in ("apns", "fcm", "webpush")
+        },
+    )
+    sender = Sender(config)
+    await sender.start()
+    try:
+
+        def request(i: int, d: dict[str, Any]) -> NotificationRequest:
+            if provider == "webpush":
+                target = TokenTarget("webpush", d["subscription"]["endpoint"], d["subscription"])
+            else:
+                target = TokenTarget(provider, d["token"])
+            return NotificationRequest(
+                Message("Bench", "hello", {"correlation_id": f"{tag}-{i}"}), tokens=(target,)
+            )
+
+        # Warm up: connections, provider token, OAuth token.
+        await sender.accept(request(0, devices[0]))
+        assert sender.dispatcher is not None
+        await sender.dispatcher.drain(30)
+        ok_before = sender.metrics.delivered.labels(provider)._value.get()
+        reqs = [request(i, d) for i, d in enumerate(devices[1:], start=1)]
+        started = time.perf_counter()
+        await asyncio.gather(*(sender.accept(r) for r in reqs))
+        await sender.dispatcher.drain(300)
+        elapsed = time.perf_counter() - started
+        ok = int(sender.metrics.delivered.labels(provider)._value.get() - ok_before)
+    finally:
+        await sender.stop()
+    return elapsed, ok
+
+
+# -- peers ------------------------------------------------------------------------
+
+
+async def pool_run(n: int, concurrency: int, send: Any) -> int:
+    ok = 0
+    it = iter(range(n))
+
+    async def worker() -> None:
+        nonlocal ok
+        for i in it:
+            if await send(i):
+                ok += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ok
+
+
+async def run_aioapns(
+    state: Path,
+    endpoints: dict[str, str],
+    devices: list[dict[str, Any]],
+    concurrency: int,
+    tag: str,
+) -> tuple[float, int]:
+    from aioapns import APNs
+    from aioapns import NotificationRequest as ApnsRequest
+    from aioapns.connection import APNsProductionClientProtocol
+
+    meta = json.loads((state / "apns" / "apns.json").read_text())
+    key = (state / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
+    client = APNs(
+        key=key,
+        key_id=meta["key_id"],
+        team_id=meta["team_id"],
+        topic=meta["bundle_id"],
+        use_sandbox=False,
+        ssl_context=ssl.create_default_context(cafile=endpoints["ca_file"]),
+        # aioapns opens up to 1000 streams on a fresh connection before the peer's SETTINGS
+        # (APNs allows 1 until a valid token): one connection, warmed up first, keeps it
+        # within the rules. The sender core gets the same single connection.
+        max_connections=1,
+    )
+    parts = urlsplit(endpoints["apns"])
+    client.pool.protocol_class = type(
+        "SimProtocol",
+        (APNsProductionClientProtocol,),
+        {"APNS_SERVER": parts.hostname, "APNS_PORT": parts.port},
+    )
+
+    async def send(i: int) -> bool:
+        d = devices[i]
+        resp = await client.send_notification(
+            ApnsRequest(
+                device_token=d["token"],
+                message={
+                    "aps": {"alert": {"title": "Bench", "body": "hello"}},
+                    "correlation_id": f"{tag}-{i}",
+                },
+            )
+        )
+        return bool(resp.is_successful)
+
+    await send(0)
+    started = time.perf_counter()
+    ok = await pool_run(len(devices) - 1, concurrency, lambda i: send(i + 1))
+    elapsed = time.perf_counter() - started
+    return elapsed, ok
+
+
+async def run_firebase_admin(
+    state: Path,
+    endpoints: dict[str, str],
+    devices: list[dict[str, Any]],
+    concurrency: int,
+    tag: str,
+) -> tuple[float, int]:
+    import firebase_admin
+    from firebase_admin import credentials, messaging
+
+    from simulator.fcm_testing import point_firebase_admin
+
+    os.environ["REQUESTS_CA_BUNDLE"] = endpoints["ca_file"]
+    os.environ["SSL_CERT_FILE"] = endpoints["ca_file"]
+    cred = credentials.Certificate(str(state / "fcm" / "service-account.json"))
+    app = firebase_admin.initialize_app(cred, name=f"bench-{tag}")
+    point_firebase_admin(app, state / "endpoints.json")
+
+    def message(i: int) -> Any:
+        return messaging.Message(
+            token=devices[i]["token"],
+            notification=messaging.Notification(title="Bench", body="hello"),
+            data={"correlation_id": f"{tag}-{i}"},
+        )
+
+    try:
+        await messaging.send_each_async([message(0)], app=app)
+        started = time.perf_counter()
+        ok = 0
+        batch = min(concurrency, 500)
+        for lo in range(1, len(devices), batch):
+            resp = await messaging.send_each_async(
+                [message(i) for i in range(lo, min(lo + batch, len(devices)))], app=app
+            )
+            ok += resp.success_count
+        elapsed = time.perf_counter() - started
+    finally:
+        # delete_app closes its async client with asyncio.run(): not from inside a loop.
+        pass
+    return elapsed, ok
+
+
+async def run_pywebpush(
+    state: Path,
+    endpoints: dict[str, str],
+    devices: list[dict[str, Any]],
+    concurrency: int,
+    tag: str,
+) -> tuple[float, int]:
+    import aiohttp
+    from py_vapid import Vapid02
+    from pywebpush import webpush_async
+
+    vapid = json.loads((state / "webpush" / "vapid.json").read_text())
+    signer = Vapid02.from_pem(vapid["private_key"].encode())
+    ctx = ssl.create_default_context(cafile=endpoints["ca_file"])
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ctx, limit=concurrency)
+    ) as session:
+
+        async def send(i: int) -> bool:
+            resp = await webpush_async(
+                devices[i]["subscription"],
+                json.dumps(
+                    {
+                        "notification": {"title": "Bench", "body": "hello"},
+                        "data": {"correlation_id": f"{tag}-{i}"},
+                    }
+                ),
+                vapid_private_key=signer,
+                vapid_claims={"sub": vapid.get("subject", "mailto:ops@example.com")},
+                ttl=60,
+                aiohttp_session=session,
+            )
+            return not isinstance(resp, str) and 200 <= resp.status < 300
+
+        await send(0)
+        started = time.perf_counter()
+        ok = await pool_run(len(devices) - 1, concurrency, lambda i: send(i + 1))
+        elapsed = time.perf_counter() - started
+    return elapsed, ok
+
+
+PEERS = {
+    "apns": ("aioapns", run_aioapns),
+    "fcm": ("firebase-admin send_each_async", run_firebase_admin),
+    "webpush": ("pywebpush webpush_async", run_pywebpush),
+}
+
+
+async def bench(args: argparse.Namespace, state: Path) -> int:
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    base = endpoints["control"]
+    # The simulator must not be the one saying no: no quotas or auth expiry in the way.
+    control(base, "POST", "/_sim/faults", {"kind": "auth", "provider": "any", "mode": "relaxed"})
+    n = args.n
+    print(f"pushsim sender benchmark: N={n} per client, concurrency={args.concurrency}")
+    print(f"{'provider':9} {'client':34} {'notif/s':>9} {'ok':>6} {'secs':>7}")
+    ratios: dict[str, float] = {}
+    for provider in args.providers:
+        peer_name, peer = PEERS[provider]
+        best: dict[str, tuple[float, int]] = {}
+        for rnd in range(args.rounds):
+            for who in ("peer", "ours") if rnd % 2 == 0 else ("ours", "peer"):
+                devices = mint(base, provider, n + 1)
+                tag = f"{provider}-{who}-{rnd}"
+                if who == "ours":
+                    elapsed, ok = await run_ours(state, provider, devices, args.concurrency, tag)
+                else:
+                    elapsed, ok = await peer(state, endpoints, devices, args.concurrency, tag)
+                rate = ok / elapsed if elapsed > 0 else 0.0
+                if who not in best or rate > best[who][1] / best[who][0]:
+                    best[who] = (elapsed, ok)
+        for who, name in (("peer", peer_name), ("ours", "pushsim sender core")):
+            elapsed, ok = best[who]
+            print(f"{provider:9} {name:34} {ok / elapsed:9.0f} {ok:6d} {elapsed:7.2f}")
+        ours = best["ours"][1] / best["ours"][0]
+        theirs = best["peer"][1] / best["peer"][0]
+        ratios[provider] = ours / theirs if theirs else float("inf")
+        if best["ours"][1] < n or best["peer"][1] < n:
+            ours_ok, peer_ok = best["ours"][1], best["peer"][1]
+            print(f"  note: not every send succeeded (ours {ours_ok}, peer {peer_ok} of {n})")
+    print()
+    for provider, ratio in ratios.items():
+        print(f"ratio {provider:8} ours / {PEERS[provider][0]}: {ratio:.2f}x")
+    return 0
+
+
+def main() -> int:
+    import logging
+
+    logging.getLogger("aioapns").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-n", type=int, default=2000, help="notifications per client (default 2000)"
+    )
+    parser.add_argument(
+        "-c", "--concurrency", type=int, default=100, help="in-flight sends (default 100)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternating rounds; best of each (default 1)"
+    )
+    parser.add_argument(
+        "--providers",
+        type=lambda s: [p.strip() for p in s.split(",") if p.strip()],
+        default=["apns", "fcm", "webpush"],
+    )
+    args = parser.parse_args()
+    for p in args.providers:
+        if p not in PEERS:
+            parser.error(f"--providers: unknown provider {p!r}")
+    state = Path(tempfile.mkdtemp(prefix="pushsim-bench-sim-"))
+    sim = start_simulator(state)
+    try:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        return asyncio.run(bench(args, state))
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
