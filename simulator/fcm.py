@@ -333,7 +333,10 @@ class FcmCore:
             entry["data"] = message["data"]
         if "notification" in message:
             entry["notification"] = message["notification"]
-        corr = find_correlation(message)
+        data = message.get("data")
+        corr = data.get("correlation_id") if data else None  # the usual place: no walk
+        if not isinstance(corr, str):
+            corr = find_correlation(message)
         if corr:
             entry["correlation_id"] = corr
         return entry
