@@ -13,7 +13,9 @@ Control routes (JSON, under the control URL):
 - ``POST /_sim/apns/devices/{id}/expire``: the device token expires (410 ExpiredToken).
 - ``GET`` / ``PATCH /_sim/apns/config``: the operator switches of :class:`ApnsConfig`
   (both environments, or ``{"environment": "sandbox", ...}`` for one) plus
-  ``idle_timeout`` (seconds, ``null`` for none).
+  ``idle_timeout`` (seconds, ``null`` for none) and ``initial_streams`` (the
+  MAX_CONCURRENT_STREAMS a new connection starts with; APNs' 1 by default: clients such
+  as h2load that open many streams before reading the server's SETTINGS need more).
 """
 
 from __future__ import annotations
@@ -149,7 +151,11 @@ class ApnsService:
 
     def config_view(self) -> dict[str, Any]:
         return {
-            env: {**asdict(core.config), "idle_timeout": self.options[env].idle_timeout}
+            env: {
+                **asdict(core.config),
+                "idle_timeout": self.options[env].idle_timeout,
+                "initial_streams": self.options[env].max_concurrent_streams,
+            }
             for env, core in self.cores.items()
         }
 
@@ -171,14 +177,21 @@ class ApnsService:
         for name, value in body.items():
             if name == "environment":
                 continue
-            if name == "idle_timeout":
+            if name == "initial_streams":
+                if (
+                    not isinstance(value, int)
+                    or isinstance(value, bool)
+                    or not 1 <= value <= 2**31 - 1
+                ):
+                    return "initial_streams: expected 1 to 2147483647"
+            elif name == "idle_timeout":
                 if value is not None and (
                     not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0
                 ):
                     return "idle_timeout: expected a positive number of seconds or null"
             elif name not in known:
                 expected = ", ".join(sorted(known | {"idle_timeout"}))
-                return f"{name}: unknown setting (expected one of {expected})"
+                return f"{name}: unknown setting (expected one of {expected}, initial_streams)"
             elif name in numeric:
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                     return f"{name}: expected a non-negative number"
@@ -193,7 +206,9 @@ class ApnsService:
             changes[name] = value
         for env in envs:
             for name, value in changes.items():
-                if name == "idle_timeout":
+                if name == "initial_streams":
+                    self.options[env].max_concurrent_streams = value
+                elif name == "idle_timeout":
                     self.options[env].idle_timeout = None if value is None else float(value)
                 elif name == "max_concurrent_streams":
                     self.cores[env].config.max_concurrent_streams = int(value)

@@ -38,6 +38,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h11
+import hpack.hpack
 
 from simulator.clock import Clock, SystemClock
 from simulator.wire import (
@@ -54,6 +55,18 @@ from simulator.wire import (
 )
 
 log = logging.getLogger("pushsim.server")
+
+
+class _QuietLog:
+    """hpack logs every decoded header at DEBUG (about 30 calls per request); when
+    DEBUG is off for hpack, its logger is swapped for this no-op on the hot path."""
+
+    def debug(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+if not logging.getLogger("hpack").isEnabledFor(logging.DEBUG):
+    hpack.hpack.log = _QuietLog()  # type: ignore[assignment]
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _conn_ids = itertools.count(1)
@@ -111,6 +124,7 @@ class ProviderProtocol(asyncio.Protocol):
         self._going_away = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_active = 0.0
+        self._batching = False  # responses queued while handling one read are written once
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -266,6 +280,13 @@ class ProviderProtocol(asyncio.Protocol):
                 self.transport.write(data)
 
     def _h2_data(self, data: bytes) -> None:
+        self._batching = True
+        try:
+            self._h2_events(data)
+        finally:
+            self._batching = False
+
+    def _h2_events(self, data: bytes) -> None:
         conn = self._h2
         assert conn is not None
         try:
@@ -356,7 +377,8 @@ class ProviderProtocol(asyncio.Protocol):
                 self._send_body(stream_id, body)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             self._streams.pop(stream_id, None)
-        self._flush()
+        if not self._batching:  # inside data_received, one write at the end covers all
+            self._flush()
 
     def _send_body(self, stream_id: int, body: bytes) -> None:
         conn = self._h2
