@@ -99,6 +99,7 @@ class H2Connection(asyncio.Protocol):
         self.reserved = 0  # slots handed out but not yet opened as streams
         self.goaway_debug: bytes = b""
         self.completed = 0
+        self._flush_pending = False
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
@@ -224,7 +225,10 @@ class H2Connection(asyncio.Protocol):
         self.streams[stream_id] = st
         if body:
             self._send_body(stream_id, st)
-        self._flush()
+        # Coalesce the frames of every request opened in this loop iteration into one write.
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._deferred_flush)
         try:
             return await future
         except asyncio.CancelledError:
@@ -309,6 +313,10 @@ class H2Connection(asyncio.Protocol):
                 st, Unprocessed("connection lost before send") if st.pending else in_flight
             )
         self._fail_waiters(waiting)
+
+    def _deferred_flush(self) -> None:
+        self._flush_pending = False
+        self._flush()
 
     def _flush(self) -> None:
         if self.transport is None or self.transport.is_closing():
