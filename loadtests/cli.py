@@ -1,4 +1,7 @@
-"""``pushsim run [SCENARIO]``: run a scenario end to end and judge it; ``--check`` only validates."""
+"""``pushsim run [SCENARIO]``: run a scenario end to end and judge it.
+
+``--check`` only validates the file.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "scenario",
         nargs="?",
         default=DEFAULT_SCENARIO,
-        help=f"a bundled scenario name (see 'pushsim scenarios') or a YAML file (default: {DEFAULT_SCENARIO})",
+        help=(
+            "a bundled scenario name (see 'pushsim scenarios') or a YAML file "
+            f"(default: {DEFAULT_SCENARIO})"
+        ),
     )
     parser.add_argument(
         "--out", type=Path, help="output directory (default: ./out/<scenario>-<timestamp>)"
@@ -59,7 +65,10 @@ def _loopback_url(url: str) -> str | None:
         return f"--target: expected an http:// URL, got {url!r}"
     host = parts.hostname
     if host != "localhost" and not host.startswith("127.") and host != "::1":
-        return f"--target: pushsim only sends traffic to loopback (127.0.0.0/8, ::1, localhost), got {host!r}"
+        return (
+            "--target: pushsim only sends traffic to loopback "
+            f"(127.0.0.0/8, ::1, localhost), got {host!r}"
+        )
     return None
 
 
@@ -69,7 +78,8 @@ def describe(sc: Scenario) -> str:
     faults = len(sc.faults) if isinstance(sc.faults, list) else (1 if sc.faults else 0)
     return (
         f"{sc.source}: ok: {sc.name}: {pop} devices for {sc.population.users} users; "
-        f"{sc.load.shape} load, {sc.load.users} users x {sc.load.rate_per_user:g}/s for {sc.duration:g}s; "
+        f"{sc.load.shape} load, {sc.load.users} users x {sc.load.rate_per_user:g}/s "
+        f"for {sc.duration:g}s; "
         f"{faults} fault(s); objectives: {objs}"
     )
 
@@ -95,7 +105,8 @@ def main(args: argparse.Namespace) -> int:
             return 2
         if args.simulator is None:
             print(
-                "pushsim run: --target needs --simulator DIR: start 'pushsim simulator --state-dir DIR', point "
+                "pushsim run: --target needs --simulator DIR: start "
+                "'pushsim simulator --state-dir DIR', point "
                 "your sender at DIR/endpoints.json, then pass the same DIR here",
                 file=sys.stderr,
             )

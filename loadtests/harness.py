@@ -165,7 +165,8 @@ class Run:
             ep = self.opt.simulator_dir / "endpoints.json"
             if not ep.exists():
                 raise HarnessError(
-                    f"--simulator {self.opt.simulator_dir}: no endpoints.json (is the simulator running?)"
+                    f"--simulator {self.opt.simulator_dir}: no endpoints.json "
+                    "(is the simulator running?)"
                 )
             self.endpoints = json.loads(ep.read_text())
             self.info["simulator_dir"] = str(self.opt.simulator_dir)
@@ -192,9 +193,7 @@ class Run:
             alive=lambda: self.procs.alive("simulator"),
         )
         if not ok:
-            raise HarnessError(
-                f"the simulator did not start; see {self.out / 'simulator.log'}:\n{_tail(self.out / 'simulator.log')}"
-            )
+            raise HarnessError(_died("the simulator did not start", self.out / "simulator.log"))
         self.endpoints = json.loads((state / "endpoints.json").read_text())
         self.info["simulator_dir"] = str(state)
 
@@ -222,9 +221,7 @@ class Run:
             wait_for_file, ready, self.opt.startup_timeout, alive=lambda: self.procs.alive("sender")
         )
         if not ok:
-            raise HarnessError(
-                f"the sender did not start; see {self.out / 'sender.log'}:\n{_tail(self.out / 'sender.log')}"
-            )
+            raise HarnessError(_died("the sender did not start", self.out / "sender.log"))
         for _ in range(20):
             try:
                 self.sender_url = str(json.loads(ready.read_text())["url"]).rstrip("/")
@@ -462,9 +459,7 @@ class Run:
             )
             self.progress.show(line)
             if not self.opt.target and not self.procs.alive("sender"):
-                raise HarnessError(
-                    f"the sender died during the run; see {self.out / 'sender.log'}:\n{_tail(self.out / 'sender.log')}"
-                )
+                raise HarnessError(_died("the sender died during the run", self.out / "sender.log"))
         if self.procs.alive(main):
             self.progress.say("pushsim run: Locust overran its run time; stopping it")
         self.procs.stop(main, grace=10)
@@ -475,9 +470,7 @@ class Run:
         rc = self.procs.children[main].returncode
         self.info["locust_exit"] = rc
         if rc not in (0, 1, -15, None) and not (self.out / "requests").exists():
-            raise HarnessError(
-                f"Locust failed (exit {rc}); see {self.out / 'locust.log'}:\n{_tail(self.out / 'locust.log')}"
-            )
+            raise HarnessError(_died(f"Locust failed (exit {rc})", self.out / "locust.log"))
         return started, ended
 
     async def drain(self) -> None:
@@ -537,7 +530,8 @@ class Run:
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as self.session:
             self.progress.say(
-                f"pushsim run {self.sc.name}: starting the simulator and the sender (output in {self.out})"
+                f"pushsim run {self.sc.name}: starting the simulator and the sender "
+                f"(output in {self.out})"
             )
             await self.start_simulator(scenario_file)
             await self.start_sender()
@@ -551,7 +545,8 @@ class Run:
             population = {d["device_id"] for u in users for d in u["devices"]}
             ndev = len(population)
             self.progress.say(
-                f"pushsim run {self.sc.name}: {ndev} devices for {len(users)} users registered with "
+                f"pushsim run {self.sc.name}: {ndev} devices for {len(users)} users "
+                f"registered with "
                 f"{self.sender_url}; load {self.sc.load.shape} for {self.sc.duration:g}s"
             )
             config = self.locust_config(users)
@@ -627,7 +622,8 @@ class Run:
         """Start the fault timeline now, at the start of load.
 
         A simulator we started read the plan from the scenario file: its run clock is re-armed.
-        A simulator already running (``--simulator DIR``) gets the plan through ``POST /_sim/faults``
+        A simulator already running (``--simulator DIR``) gets the plan through
+        ``POST /_sim/faults``
         (windows count from the POST).
         """
         if not self.sc.faults:
@@ -639,7 +635,8 @@ class Run:
                 async with self.http.post(f"{control}/_sim/faults", json={"faults": plan}) as r:
                     if r.status >= 300:
                         raise HarnessError(
-                            f"the simulator refused the fault plan: {r.status} {(await r.text())[:300]}"
+                            "the simulator refused the fault plan: "
+                            f"{r.status} {(await r.text())[:300]}"
                         )
                     self.info["faults_posted"] = [
                         f.get("id") for f in (await r.json()).get("faults", [])
@@ -698,6 +695,10 @@ def fault_windows(body: Any) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _died(what: str, log: Path) -> str:
+    return f"{what}; see {log}:\n{_tail(log)}"
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -1,4 +1,6 @@
-"""Measures from ground truth (pure): the simulator's record, the sender's metrics, what Locust sent.
+"""Measures from ground truth (pure).
+
+Inputs: the simulator's record, the sender's metrics and what Locust sent.
 
 The judge is the simulator, not the sender: a notification counts as delivered only when
 the simulated device received it (matched by the ``correlation_id`` the harness planted).

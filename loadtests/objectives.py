@@ -69,7 +69,8 @@ CATALOG: dict[str, ObjectiveKind] = {
             "prune_delay_max_s",
             "<=",
             "s",
-            "longest time from the provider's first 'dead token' answer to the sender marking it dead",
+            "longest time from the provider's first 'dead token' answer "
+            "to the sender marking it dead",
         ),
         ObjectiveKind(
             "max_stale_tokens_left",
@@ -172,11 +173,13 @@ def judge_one(objective: Objective, measures: dict[str, Any]) -> Verdict:
     if measured is None:
         why = measures.get(f"{kind.measure}__why", "the run produced no data for it")
         passed = False
-        detail = f"{kind.measure} could not be measured ({why}); required {kind.op} {fmt(req, kind.unit)}"
+        required = f"required {kind.op} {fmt(req, kind.unit)}"
+        detail = f"{kind.measure} could not be measured ({why}); {required}"
     else:
         passed = measured >= req if kind.op == ">=" else measured <= req
         word = "ok" if passed else "FAILED"
-        detail = f"{word}: measured {kind.measure} = {fmt(measured, kind.unit)}, required {kind.op} {fmt(req, kind.unit)}"
+        required = f"required {kind.op} {fmt(req, kind.unit)}"
+        detail = f"{word}: measured {kind.measure} = {fmt(measured, kind.unit)}, {required}"
     return Verdict(
         objective.name,
         kind.measure,

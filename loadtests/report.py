@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (HTML, CSS and SVG templates read best unwrapped)
 """Reports of a run: a summary for the terminal, report.json, junit.xml and report.html.
 
 report.html is self-contained (inline SVG and CSS, no network assets): a verdict banner,

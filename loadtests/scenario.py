@@ -263,7 +263,8 @@ class _Check:
         if seconds is None or seconds < minimum:
             raise self.fail(
                 path,
-                f"expected a duration such as 30s, 2m or 500ms (at least {minimum:g}s), got {_show(value)}",
+                "expected a duration such as 30s, 2m or 500ms "
+                f"(at least {minimum:g}s), got {_show(value)}",
             )
         return seconds
 
@@ -318,7 +319,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_faults(data: Any, source: str, check: _Check) -> Any:
-    """The ``faults:`` section belongs to the simulator's fault plan; validate it with its parser."""
+    """Validate ``faults:`` with the simulator's fault-plan parser (it owns that format)."""
     if data is None:
         return []
     try:

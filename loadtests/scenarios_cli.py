@@ -22,7 +22,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"{path.stem:<{width}}  INVALID: {exc}")
             rc = 1
             continue
-        line = f"{sc.name:<{width}}  {sc.description.strip().splitlines()[0] if sc.description else ''}"
+        first = sc.description.strip().splitlines()[0] if sc.description else ""
+        line = f"{sc.name:<{width}}  {first}"
         if args.paths:
             line += f"  ({path})"
         print(line)

@@ -32,9 +32,10 @@ PUSHSIM = [sys.executable, "-m", "simulator.cli"]
 
 
 class NeverPrunesSender:
-    """A sender API that delivers through APNs but keeps every token forever."""
+    """A sender API that delivers through APNs, never prunes a token, ignores Retry-After."""
 
-    def __init__(self, state_dir: Path, endpoints: dict[str, str]) -> None:
+    def __init__(self, state_dir: Path, endpoints: dict[str, str], retries: int = 0) -> None:
+        self.retries = retries
         meta = json.loads((state_dir / "apns" / "apns.json").read_text())
         self.key_id, self.team_id, self.bundle_id = (
             meta["key_id"],
@@ -101,12 +102,18 @@ class NeverPrunesSender:
             "apns-topic": self.bundle_id,
             "apns-push-type": "alert",
         }
-        try:
-            await self.client.post(
-                f"{self.apns}/3/device/{token}", content=payload, headers=headers
-            )
-        except httpx.HTTPError:
-            pass  # and a 410 changes nothing: the token stays active
+        for _ in range(1 + self.retries):
+            try:
+                resp = await self.client.post(
+                    f"{self.apns}/3/device/{token}", content=payload, headers=headers
+                )
+            except httpx.HTTPError:
+                return
+            # a 410 changes nothing: the token stays active; a 503 or 429 is retried at once,
+            # whatever its Retry-After says
+            if resp.status_code not in (429, 503):
+                return
+            await asyncio.sleep(0.05)
 
     async def list_devices(self, request: web.Request) -> web.Response:
         status = request.query.get("status", "active")
@@ -166,7 +173,8 @@ population: {devices: {apns: 24}, users: 24}
 load: {shape: steady, users: 3, rate_per_user: 5}
 traffic: {to: {user: 1.0}, push_type: {alert: 1.0}}
 faults:
-  - {id: gone, kind: token_churn, provider: apns, action: uninstall, share: 0.5, start: 1s, duration: 2s}
+  - {id: gone, kind: token_churn, provider: apns, action: uninstall, share: 0.5,
+     start: 1s, duration: 2s}
 objectives:
   max_stale_tokens_left: 0
   max_lost: 0
@@ -242,3 +250,57 @@ def test_pushsim_run_quick_smoke_on_the_reference_sender(tmp_path: Path) -> None
     junit = ET.parse(out / "junit.xml").getroot()
     assert junit.get("failures") == "0" and int(junit.get("tests", "0")) >= 5
     assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()
+
+
+IMPATIENT = """\
+name: ignores-retry-after
+duration: 7s
+drain_timeout: 5s
+population: {devices: {apns: 10}, users: 10}
+load: {shape: steady, users: 2, rate_per_user: 5}
+traffic: {to: {user: 1.0}, push_type: {alert: 1.0}}
+faults:
+  - {id: down, kind: outage, provider: apns, mode: status, retry_after: 5, start: 1s, duration: 3s}
+objectives:
+  max_retry_after_violations: 0
+"""
+
+
+def test_a_sender_that_ignores_retry_after_fails_that_objective(tmp_path: Path) -> None:
+    scenario = tmp_path / "impatient.yaml"
+    scenario.write_text(IMPATIENT)
+    out = tmp_path / "out"
+    with running_simulator(tmp_path / "sim") as sim:
+        sender = NeverPrunesSender(sim.state_dir, sim.endpoints, retries=3)
+        with serving(sender) as url:
+            proc = subprocess.run(
+                [
+                    *PUSHSIM,
+                    "run",
+                    str(scenario),
+                    "--target",
+                    url,
+                    "--simulator",
+                    str(sim.state_dir),
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=ROOT,
+            )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    verdict = report["objectives"][0]
+    assert verdict["name"] == "max_retry_after_violations"
+    assert not verdict["passed"]
+    assert verdict["measured"] >= 1
+    assert report["faults"] and report["faults"][0]["kind"] == "outage"
+    junit = ET.parse(out / "junit.xml").getroot()
+    failure = junit.find("testcase[@name='max_retry_after_violations']/failure")
+    assert failure is not None
+    assert failure.get("message") == (
+        f"retry_after_violations: measured {int(verdict['measured'])}, required <= 0"
+    )

@@ -1,4 +1,4 @@
-"""Scenario files: loading, validation errors that name file/line/field, quick overrides, the library."""
+"""Scenario files: loading, located validation errors, quick overrides, the library."""
 
 from __future__ import annotations
 
