@@ -249,6 +249,7 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
             answers += v
             if k not in ("delivered", "ok", "success", "accepted", "stored", "queued", "validated"):
                 failures += v
+    m["provider_outcomes"] = providers
     m["provider_requests"] = answers
     m["provider_failures"] = failures
     retries = m["sender_retries"]
