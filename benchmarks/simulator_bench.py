@@ -22,7 +22,9 @@ A path is a function ``(ctx: BenchContext) -> BenchTarget`` registered under a n
     def fcm_path(ctx: BenchContext) -> BenchTarget:
         devices = ctx.mint("fcm", ctx.devices)
         ...
-        return BenchTarget(listener="fcm", paths=[...], headers=["authorization: Bearer ..."], body=b"...")
+        return BenchTarget(
+            listener="fcm", paths=[...], headers=["authorization: Bearer ..."], body=b"..."
+        )
 
 ``BenchContext`` gives the simulator's endpoints, its state directory, ``mint`` (the
 control API's ``POST /_sim/devices``) and ``control`` (any control call). ``paths`` are
@@ -43,7 +45,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -133,7 +134,8 @@ def apns_path(ctx: BenchContext) -> BenchTarget:
             "apns-priority: 10",
             "apns-expiration: 0",
         ],
-        body=b'{"aps":{"alert":{"title":"Hello","body":"pushsim benchmark"},"badge":1},"correlation_id":"bench"}',
+        body=b'{"aps":{"alert":{"title":"Hello","body":"pushsim benchmark"},"badge":1},'
+        b'"correlation_id":"bench"}',
     )
 
 
@@ -341,9 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 1
             ratio = res.rps / base.rps
-            print(
-                f"simulator {n:<10} ({args.workers} worker{'s' if args.workers > 1 else ''}) {res.rps:>10,.0f} req/s   ratio {ratio:.2f}"
-            )
+            label = f"simulator {n} ({args.workers} worker{'s' if args.workers > 1 else ''})"
+            print(f"{label:<34} {res.rps:>10,.0f} req/s   ratio {ratio:.2f}")
             report[n] = {"rps": res.rps, "ratio": ratio}
         if args.json:
             print(json.dumps(report))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,8 @@ class ApnsCore:
         self.state = state or ApnsState(verifier)
         self.rng = rng or random.Random()
         self._sandbox = self.config.environment == "sandbox"
+        # In a worker process: accepted notifications go to the main process, which owns devices.
+        self.forward: Callable[[Device, dict[str, Any]], None] | None = None
 
     # -- responses --------------------------------------------------------------
 
@@ -308,12 +311,18 @@ class ApnsCore:
             type(aps) is dict and aps.get("content-available") == 1
         ):
             entry["woke_app"] = False  # a background push without content-available wakes nothing
+        self.route(dev, entry, note.expiration, now)
+
+    def route(self, dev: Device, entry: dict[str, Any], exp: int | None, now: float) -> None:
+        """Deliver now, or store while the device is offline."""
+        if self.forward is not None:
+            self.forward(dev, entry)
+            return
         if dev.online:
             self.deliver(dev, entry)
             self.stats.count(self.provider, "delivered")
             return
         # Offline: APNs keeps only the latest notification per app, and none with expiration 0.
-        exp = note.expiration
         if exp is not None and exp <= now:
             self.stats.count(self.provider, "discarded_offline")
             return

@@ -45,6 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=None, help="seed for tokens and injected chance"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the APNs listeners on the same ports (SO_REUSEPORT); default 1",
+    )
 
 
 def validate_loopback(host: str) -> str | None:
@@ -79,6 +85,9 @@ def main_simulator(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"pushsim simulator: --port: expected 0-65535, got {args.port}", file=sys.stderr)
         return 2
+    if not 1 <= args.workers <= 64:
+        print(f"pushsim simulator: --workers: expected 1-64, got {args.workers}", file=sys.stderr)
+        return 2
     if args.scenario is not None and not args.scenario.is_file():
         print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
         return 2
@@ -104,7 +113,12 @@ def main_simulator(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(sim, stop)
+        if args.workers > 1:
+            from simulator.apns_workers import serve_with_workers
+
+            await serve_with_workers(sim, stop, args.workers)
+        else:
+            await serve(sim, stop)
 
     install_uvloop()
     try:

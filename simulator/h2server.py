@@ -94,6 +94,7 @@ class ListenerOptions:
     idle_timeout: float | None = None  # seconds without a request before GOAWAY
     idle_debug_data: bytes = b""
     shutdown_debug_data: bytes = b""
+    reuse_port: bool = False  # SO_REUSEPORT: worker processes may bind the same port
 
 
 @dataclass
@@ -625,7 +626,7 @@ class Listener:
                 port,
                 ssl=self.ssl_context,
                 backlog=1024,
-                reuse_port=self.reuse_port or None,
+                reuse_port=self.reuse_port or self.options.reuse_port or None,
             )
         self.port = self.server.sockets[0].getsockname()[1]
 

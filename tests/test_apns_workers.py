@@ -1,0 +1,80 @@
+"""``pushsim simulator --workers 2``: both processes answer on one port and share token truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from test_apns import H2Client, make_token
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def control(endpoints: dict[str, str], method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(endpoints["control"] + path, data=data, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def test_two_workers_share_tokens_and_deliveries(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator.cli",
+            "simulator",
+            "--state-dir",
+            str(state),
+            "--workers",
+            "2",
+            "--seed",
+            "3",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (state / "endpoints.json").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "simulator did not start"
+            time.sleep(0.05)
+        endpoints = json.loads((state / "endpoints.json").read_text())
+        live, dead = control(endpoints, "POST", "/_sim/devices", {"provider": "apns", "count": 2})[
+            "devices"
+        ]
+        control(endpoints, "DELETE", f"/_sim/devices/{dead['id']}")
+        time.sleep(0.3)  # one sync round reaches the worker
+        token = make_token(state)
+        headers = [("authorization", f"bearer {token}"), ("apns-topic", "com.example.pushsim")]
+        statuses: list[int] = []
+        reasons: list[str] = []
+        for _ in range(12):  # the kernel spreads connections over both processes
+            c = H2Client(endpoints["apns"], endpoints["ca_file"])
+            statuses.append(c.request(f"/3/device/{live['token']}", headers)[0])
+            status, _, body = c.request(f"/3/device/{dead['token']}", headers)
+            reasons.append(f"{status} {json.loads(body)['reason']}")
+            c.close()
+        assert statuses == [200] * 12
+        assert set(reasons) == {"410 Unregistered"}
+        time.sleep(0.3)
+        inbox = control(endpoints, "GET", f"/_sim/devices/{live['id']}/inbox")["messages"]
+        assert len(inbox) == 12
+        stats = control(endpoints, "GET", "/_sim/stats")["providers"]["apns"]
+        assert stats["delivered"] == 12 and stats["Unregistered"] == 12
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
