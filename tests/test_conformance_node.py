@@ -75,12 +75,16 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorHandle]:
         yield handle
 
 
-def run_node(sim: SimulatorHandle, script: str, request: dict[str, Any], tmp: Path) -> Any:
+def run_node(
+    sim: SimulatorHandle, script: str, request: dict[str, Any], tmp: Path, trust_ca: bool = True
+) -> Any:
     """Run ``tests/node/<script>`` with the request as a JSON file; returns its JSON line."""
     node = _require_node()
     req_file = tmp / f"{script}.request.json"
     req_file.write_text(json.dumps(request))
-    env = {**os.environ, "NODE_EXTRA_CA_CERTS": sim.endpoints["ca_file"]}
+    env = {k: v for k, v in os.environ.items() if k != "NODE_EXTRA_CA_CERTS"}
+    if trust_ca:
+        env["NODE_EXTRA_CA_CERTS"] = sim.endpoints["ca_file"]
     proc = subprocess.run(
         [node, str(NODE_DIR / script), str(req_file)],
         cwd=NODE_DIR,
@@ -153,6 +157,20 @@ def test_node_web_push_delivers_and_gets_410_after_uninstall(
     assert res["ok"] is False and res["name"] == "WebPushError", res
     assert res["statusCode"] == 410
     assert len(inbox(sim, dev)) == 1
+
+
+def test_node_web_push_needs_the_simulators_ca(
+    sim: SimulatorHandle, web_push_installed: None, tmp_path: Path
+) -> None:
+    """Without NODE_EXTRA_CA_CERTS node refuses the simulator's certificate: the CA is what
+    makes it work, nothing is switched off."""
+    vapid = vapid_for_node(sim.state_dir)
+    dev = sim.mint("webpush", application_server_key=vapid["publicKey"])[0]
+    request = {"subscription": dev["subscription"], "payload": "x", "vapid": vapid}
+    res = run_node(sim, "send.js", request, tmp_path, trust_ca=False)
+    assert res["ok"] is False and res.get("statusCode") is None, res
+    assert "certificate" in res["message"], res
+    assert inbox(sim, dev) == []
 
 
 def test_node_web_push_legacy_aesgcm(
