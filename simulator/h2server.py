@@ -22,6 +22,7 @@ knowledge), anything else is HTTP/1.1.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import socket
@@ -38,6 +39,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h11
+import hpack
 import hpack.hpack
 
 from simulator.clock import Clock, SystemClock
@@ -67,6 +69,31 @@ class _QuietLog:
 
 if not logging.getLogger("hpack").isEnabledFor(logging.DEBUG):
     hpack.hpack.log = _QuietLog()  # type: ignore[assignment]
+
+_decode_huffman = hpack.hpack.decode_huffman
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_huffman_cached(data: bytes) -> bytes:
+    return _decode_huffman(data)
+
+
+def _decode_huffman_fast(data: bytes | bytearray | memoryview | None) -> bytes:
+    """Huffman-decode header strings, remembering long ones.
+
+    Clients send ``authorization`` (a provider token or VAPID JWT of 200-500 bytes) as a
+    never-indexed literal, so without this every request pays a pure-Python Huffman
+    decode of the same JWT (measured at about a quarter of the server's time). A sender
+    reuses one token for many minutes, so a small LRU makes that a dict lookup.
+    """
+    if type(data) is bytes and len(data) >= 64:
+        return _decode_huffman_cached(data)
+    return _decode_huffman(data)
+
+
+hpack.hpack.decode_huffman = _decode_huffman_fast
+
+_UNIQUE_PER_RESPONSE = frozenset({"apns-id", "apns-unique-id", "location"})
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _conn_ids = itertools.count(1)
@@ -257,6 +284,9 @@ class ProviderProtocol(asyncio.Protocol):
         self.mode = "h2"
         self.info.http_version = "2"
         conn = h2.connection.H2Connection(config=_H2_CONFIG)
+        # Literal (non-Huffman) response headers: valid HPACK, a few bytes larger, and no
+        # pure-Python Huffman encoding of a fresh apns-id on every response.
+        conn.encoder.encode = functools.partial(conn.encoder.encode, huffman=False)  # type: ignore[method-assign]
         opts = self.listener.options
         conn.local_settings = h2.settings.Settings(
             client=False,
@@ -366,7 +396,11 @@ class ProviderProtocol(asyncio.Protocol):
             return
         hdrs: list[tuple[bytes, bytes]] = [(b":status", str(resp.status).encode())]
         for k, v in resp.headers:
-            hdrs.append((k.encode("latin-1"), v.encode("utf-8")))
+            if k in _UNIQUE_PER_RESPONSE:
+                # never indexed: a value seen once would only churn the HPACK table
+                hdrs.append(hpack.NeverIndexedHeaderTuple(k.encode("latin-1"), v.encode()))
+            else:
+                hdrs.append((k.encode("latin-1"), v.encode("utf-8")))
         body = resp.body
         try:
             if not body:
