@@ -70,15 +70,16 @@ class _QuietLog:
 if not logging.getLogger("hpack").isEnabledFor(logging.DEBUG):
     hpack.hpack.log = _QuietLog()  # type: ignore[assignment]
 
-_decode_huffman = hpack.hpack.decode_huffman
+_decode_huffman = hpack.hpack.decode_huffman  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=4096)
 def _decode_huffman_cached(data: bytes) -> bytes:
-    return _decode_huffman(data)
+    result: bytes = _decode_huffman(data)
+    return result
 
 
-def _decode_huffman_fast(data: bytes | bytearray | memoryview | None) -> bytes:
+def _decode_huffman_fast(huffman_string: bytes | bytearray | memoryview | None) -> bytes:
     """Huffman-decode header strings, remembering long ones.
 
     Clients send ``authorization`` (a provider token or VAPID JWT of 200-500 bytes) as a
@@ -86,12 +87,13 @@ def _decode_huffman_fast(data: bytes | bytearray | memoryview | None) -> bytes:
     decode of the same JWT (measured at about a quarter of the server's time). A sender
     reuses one token for many minutes, so a small LRU makes that a dict lookup.
     """
-    if type(data) is bytes and len(data) >= 64:
-        return _decode_huffman_cached(data)
-    return _decode_huffman(data)
+    if type(huffman_string) is bytes and len(huffman_string) >= 64:
+        return _decode_huffman_cached(huffman_string)
+    result: bytes = _decode_huffman(huffman_string)
+    return result
 
 
-hpack.hpack.decode_huffman = _decode_huffman_fast
+hpack.hpack.decode_huffman = _decode_huffman_fast  # type: ignore[attr-defined]
 
 _UNIQUE_PER_RESPONSE = frozenset({"apns-id", "apns-unique-id", "location"})
 
