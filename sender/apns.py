@@ -4,6 +4,14 @@ One :class:`ProviderToken` is shared by every connection: it is signed once and 
 until it is ``refresh_after`` old (between 20 and 60 minutes, as Apple requires: older than
 an hour is ExpiredProviderToken, newer than 20 minutes on a connection is
 TooManyProviderTokenUpdates).
+
+When APNs answers ExpiredProviderToken / InvalidProviderToken for the token in use, a
+fresh one is signed at once; an ExpiredProviderToken also teaches the token its real
+maximum age, and from then on it is refreshed well before that age. Each connection
+carries one token: requests with a newer token go to connections that carry it (or to a
+fresh connection), and a connection that could not take the new token yet is retired
+gracefully (the pool's tags). TooManyProviderTokenUpdates retires the connection that
+answered it.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import jwt
 
-from sender.classify import Outcome, classify_apns, transport_failure
+from sender.classify import Kind, Outcome, classify_apns, transport_failure
 from sender.h2client import H2Error, H2Pool, Response
 from sender.payload import apns_request
 from simulator.clock import Clock
@@ -47,17 +55,21 @@ class ProviderToken:
         self.refresh_after = refresh_after
         self._header: bytes = b""
         self._issued_at = 0.0
+        self._signed_at = -1e18  # our clock when the current token was signed
         self.signed = 0
+        self.observed_max_age: float | None = None
 
     def _sign(self, now: float) -> None:
+        iat = int(now)
         token = jwt.encode(
-            {"iss": self.creds.team_id, "iat": int(now)},
+            {"iss": self.creds.team_id, "iat": iat},
             self.creds.private_key_pem,
             algorithm="ES256",
             headers={"kid": self.creds.key_id},
         )
         self._header = b"bearer " + token.encode()
-        self._issued_at = now
+        self._issued_at = float(iat)  # the provider measures age from iat
+        self._signed_at = now
         self.signed += 1
 
     def header(self) -> bytes:
@@ -67,9 +79,30 @@ class ProviderToken:
         return self._header
 
     def invalidate(self) -> None:
-        """Apple said Expired/InvalidProviderToken: sign afresh, unless ours is too young."""
-        if self.clock.time() - self._issued_at >= self.MIN_AGE or not self._header:
-            self._header = b""
+        """Sign afresh on next use."""
+        self._header = b""
+
+    def rejected(self, header: bytes, reason: str) -> bool:
+        """APNs refused ``header`` with Expired/InvalidProviderToken; True if re-signed.
+
+        Only the token in use is replaced (a burst of answers for an old token costs one
+        signature). ExpiredProviderToken shows the provider's real maximum age (at most the
+        rejected token's age): refreshes move to three quarters of it. An invalid fresh
+        token is re-signed at most once a second.
+        """
+        if header != self._header:
+            return False
+        now = self.clock.time()
+        age = now - self._issued_at
+        if reason == "ExpiredProviderToken":
+            limit = max(1.0, age - 1.0)
+            if self.observed_max_age is None or limit < self.observed_max_age:
+                self.observed_max_age = limit
+            self.refresh_after = min(self.refresh_after, max(0.5, 0.75 * limit))
+        elif now - self._signed_at < 1.0:
+            return False
+        self._header = b""
+        return True
 
     @property
     def issued_at(self) -> float:
@@ -78,6 +111,7 @@ class ProviderToken:
 
 class ApnsClient:
     provider = "apns"
+    TOKEN_UPDATE_INTERVAL = 20 * 60 + 60.0  # Apple's 20 minutes, and a minute to spare
 
     def __init__(
         self,
@@ -94,9 +128,22 @@ class ApnsClient:
         self.clock = clock
         self.token = ProviderToken(creds, clock)
         self.timeout = timeout
-        self.pool = H2Pool(base_url, ssl_context, max_connections=max_connections)
+        # A connection keeps its provider token: APNs refuses a change sooner than 20 min.
+        self.pool = H2Pool(
+            base_url,
+            ssl_context,
+            max_connections=max_connections,
+            tag_min_interval=self.TOKEN_UPDATE_INTERVAL,
+        )
         self.sandbox_pool = (
-            H2Pool(sandbox_url, ssl_context, max_connections=1) if sandbox_url else None
+            H2Pool(
+                sandbox_url,
+                ssl_context,
+                max_connections=1,
+                tag_min_interval=self.TOKEN_UPDATE_INTERVAL,
+            )
+            if sandbox_url
+            else None
         )
 
     async def send(
@@ -108,19 +155,30 @@ class ApnsClient:
         *,
         sandbox: bool = False,
     ) -> tuple[Outcome, Response | None]:
-        h = [(b"authorization", self.token.header()), (b"apns-id", apns_id.encode()), *headers]
+        h = [(b"apns-id", apns_id.encode()), *headers]
         pool = self.sandbox_pool if sandbox and self.sandbox_pool is not None else self.pool
+        used = b""
+
+        def auth() -> bytes:
+            nonlocal used
+            used = self.token.header()
+            return used
+
         try:
             resp = await pool.request(
-                "POST", "/3/device/" + device_token, h, payload, timeout=self.timeout
+                "POST", "/3/device/" + device_token, h, payload, timeout=self.timeout, auth=auth
             )
         except H2Error as exc:
             return transport_failure(str(exc)), None
         outcome = classify_apns(
             resp.status, resp.body, resp.header("retry-after"), self.clock.time()
         )
-        if outcome.kind.value == "reauth":
-            self.token.invalidate()
+        if outcome.kind is Kind.REAUTH:
+            if outcome.reason == "TooManyProviderTokenUpdates":
+                if resp.connection is not None:
+                    pool.retire(resp.connection)
+            else:
+                self.token.rejected(used, outcome.reason)
         return outcome, resp
 
     def close(self) -> None:

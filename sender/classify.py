@@ -83,7 +83,6 @@ APNS_REAUTH = frozenset({"ExpiredProviderToken", "InvalidProviderToken", "Missin
 APNS_RETRY = frozenset(
     {
         "TooManyRequests",
-        "TooManyProviderTokenUpdates",
         "InternalServerError",
         "ServiceUnavailable",
         "Shutdown",
@@ -102,6 +101,10 @@ def classify_apns(status: int, body: bytes, retry_after: str | None, now: float)
     if status == 410 or reason in APNS_TOKEN_DEAD:
         return Outcome(Kind.TOKEN_DEAD, reason or str(status))
     if status == 403 and reason in APNS_REAUTH:
+        return Outcome(Kind.REAUTH, reason)
+    if reason == "TooManyProviderTokenUpdates":
+        # The connection already carries another provider token: a fresh connection takes
+        # the new one (and the request is retried there at once).
         return Outcome(Kind.REAUTH, reason)
     if reason in APNS_RETRY or status in (429, 500, 502, 503, 504):
         return Outcome(Kind.RETRY, reason or str(status), after)

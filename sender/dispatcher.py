@@ -5,6 +5,11 @@ quota), and a circuit breaker. A worker takes a delivery, waits for the breaker 
 bucket, skips tokens already known dead, dead-letters deliveries past their deadline,
 sends, records the attempt, and then: marks it delivered; prunes the token; fails it; or
 schedules a retry with backoff (never sooner than the provider's Retry-After).
+
+Retry-After is honoured for the scope the provider meant (:mod:`sender.holdoff`): a
+provider- or project-wide answer closes the provider's gate (no request of any delivery,
+queued or probing, starts before the not-before time, then one at a time until the
+provider takes one again); a per-device answer holds only that token.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, Protocol
 from sender.breaker import CircuitBreaker, State
 from sender.classify import Kind, Outcome, transport_failure
 from sender.config import ProviderLimits
+from sender.holdoff import DeviceHolds, HoldScope, ProviderGate, hold_for
 from sender.metrics import SenderMetrics
 from sender.outbox import DeliveryRow, Outbox
 from sender.payload import Message
@@ -65,6 +71,8 @@ class ProviderLane:
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     breaker_seen: int = -1
     sends_while_open: int = 0
+    gate: ProviderGate = field(default_factory=ProviderGate)
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Dispatcher:
@@ -100,6 +108,7 @@ class Dispatcher:
                 ),
                 TokenBucket(clock, lim.rate, lim.burst),
             )
+        self.device_holds = DeviceHolds()
         self.open_jobs = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -186,6 +195,10 @@ class Dispatcher:
 
     async def _attempt(self, lane: ProviderLane, job: Job) -> None:
         row = job.row
+        held = self.device_holds.wait_time(row.provider, row.token, self.clock.monotonic())
+        if held > 0:
+            self._later(held, job)  # this token's Retry-After: not an attempt
+            return
         breaker = lane.breaker
         while not breaker.try_acquire():
             self._breaker_metric(lane)
@@ -212,18 +225,87 @@ class Dispatcher:
             self._release_probe(breaker, probe)
             self._give_up(job, "failed", f"{row.provider} not configured")
             return
-        if breaker.state is State.OPEN:
-            lane.sends_while_open += 1
-        started = self.clock.monotonic()
-        self.metrics.sent.labels(row.provider).inc()
-        outcome, status = await client.deliver(job)
-        elapsed = self.clock.monotonic() - started
+        ticket = await self._through_gate(lane, job)
+        if ticket is None:
+            self._release_probe(breaker, probe)
+            self._give_up(job, "dead_lettered", row.last_error or "deadline passed")
+            return
+        generation, serial = ticket
+        success = False
+        try:
+            held = self.device_holds.wait_time(row.provider, row.token, self.clock.monotonic())
+            if held > 0:
+                self._release_probe(breaker, probe)
+                self._later(held, job)
+                return
+            if breaker.state is State.OPEN:
+                lane.sends_while_open += 1
+            started = self.clock.monotonic()
+            self.metrics.sent.labels(row.provider).inc()
+            outcome, status = await client.deliver(job)
+            answered = self.clock.monotonic()
+            elapsed = answered - started
+            hold = hold_for(row.provider, status, outcome, answered)
+            if hold is not None:
+                # Before the gate opens for the next request: nothing may slip past it.
+                if hold.scope is HoldScope.PROVIDER:
+                    lane.gate.hold(hold)
+                    self.metrics.holds.labels(row.provider).inc()
+                    log.info(
+                        "%s: Retry-After %.1fs (%s): provider paused",
+                        row.provider,
+                        outcome.retry_after or 0.0,
+                        outcome.reason,
+                    )
+                else:
+                    self.device_holds.hold(row.provider, row.token, hold, answered)
+            success = outcome.kind in (Kind.DELIVERED, Kind.TOKEN_DEAD, Kind.PERMANENT)
+        finally:
+            lane.gate.release(generation, success)
+            if serial is not None:
+                serial.release()
         self.metrics.latency.labels(row.provider).observe(elapsed)
         row.attempts += 1
         reason = outcome.reason or ("ok" if outcome.kind is Kind.DELIVERED else outcome.kind.value)
         self.outbox.record_attempt(row.id, self.clock.time(), status, reason, elapsed * 1000)
         self._handle(lane, job, outcome)
         self._breaker_metric(lane)
+
+    async def _through_gate(
+        self, lane: ProviderLane, job: Job
+    ) -> tuple[int, asyncio.Lock | None] | None:
+        """Wait for the provider's gate; (generation, serial lock held or None), or None when
+        the delivery's deadline would pass first."""
+        gate = lane.gate
+        for _ in range(100_000):
+            now = self.clock.monotonic()
+            wait = gate.wait_time(now)
+            if wait > 0:
+                if self.clock.time() + wait >= job.prepared.deadline:
+                    return None
+                await asyncio.sleep(min(wait, 1.0))
+                continue
+            if not gate.careful(now):
+                return gate.admit(), None
+            await lane.serial.acquire()
+            try:
+                # Requests that left before the hold must come back first (bounded: 10 s).
+                for _spin in range(2000):
+                    if gate.in_flight <= 0:
+                        break
+                    await asyncio.sleep(0.005)
+            except BaseException:
+                lane.serial.release()
+                raise
+            now = self.clock.monotonic()
+            if gate.wait_time(now) > 0:
+                lane.serial.release()
+                continue
+            if not gate.careful(now):
+                lane.serial.release()
+                return gate.admit(), None
+            return gate.admit(), lane.serial
+        return None
 
     @staticmethod
     def _release_probe(breaker: CircuitBreaker, probe: bool) -> None:
@@ -264,7 +346,8 @@ class Dispatcher:
             self._give_up(job, "dead_lettered", row.last_error)
             return
         delay = job.policy.last_delay
-        if kind is Kind.REAUTH and job.policy.attempts == 1:
+        if kind is Kind.REAUTH and job.policy.attempts <= 3:
+            # Fresh credentials (or a fresh connection) are already in place: go again now.
             delay = outcome.retry_after or 0.0
         now = self.clock.time()
         if now + delay >= job.prepared.deadline:

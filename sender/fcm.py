@@ -46,6 +46,7 @@ class AccessToken:
         self.refresh_margin = refresh_margin
         self._header: bytes = b""
         self._expires_at = 0.0
+        self._refresh_at = 0.0
         self._fetch: asyncio.Task[None] | None = None
         self.fetched = 0
         self._pool: H2Pool | None = None
@@ -80,11 +81,14 @@ class AccessToken:
             raise OAuthError(f"token endpoint answered {resp.status}: {resp.body[:200]!r}")
         doc = json.loads(resp.body)
         self._header = b"Bearer " + str(doc["access_token"]).encode()
-        self._expires_at = now + float(doc.get("expires_in", 3600))
+        lifetime = max(0.0, float(doc.get("expires_in", 3600)))
+        self._expires_at = now + lifetime
+        # Refresh ``refresh_margin`` early, or after four fifths of a short-lived token.
+        self._refresh_at = now + max(lifetime - self.refresh_margin, 0.8 * lifetime)
         self.fetched += 1
 
     async def header(self) -> bytes:
-        if self._header and self.clock.time() < self._expires_at - self.refresh_margin:
+        if self._header and self.clock.time() < self._refresh_at:
             return self._header
         if self._fetch is None or self._fetch.done():
             self._fetch = asyncio.ensure_future(self._exchange())
@@ -92,8 +96,10 @@ class AccessToken:
         await asyncio.shield(task)
         return self._header
 
-    def invalidate(self) -> None:
-        self._header = b""
+    def invalidate(self, rejected: bytes | None = None) -> None:
+        """Fetch afresh on next use (only if ``rejected`` is still the token in use)."""
+        if rejected is None or rejected == self._header:
+            self._header = b""
 
 
 class FcmProvider:
@@ -144,7 +150,7 @@ class FcmProvider:
             resp.status, resp.body, resp.header("retry-after"), self.clock.time()
         )
         if outcome.kind is Kind.REAUTH:
-            self.token.invalidate()
+            self.token.invalidate(auth)
         return outcome, resp.status
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -64,6 +65,7 @@ class Response:
     status: int
     headers: dict[bytes, bytes]
     body: bytes
+    connection: H2Connection | None = None
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name.encode())
@@ -100,6 +102,8 @@ class H2Connection(asyncio.Protocol):
         self.goaway_debug: bytes = b""
         self.completed = 0
         self._flush_pending = False
+        self.tag: bytes | None = None  # e.g. the provider token this connection carries
+        self.tag_since = 0.0
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
@@ -267,7 +271,7 @@ class H2Connection(asyncio.Protocol):
             return
         self.completed += 1
         if not st.future.done():
-            st.future.set_result(Response(st.status, st.headers, bytes(st.body)))
+            st.future.set_result(Response(st.status, st.headers, bytes(st.body), self))
         self._release()
 
     @staticmethod
@@ -332,6 +336,13 @@ class H2Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def retire(self) -> None:
+        """Take no more requests; close once the streams in flight are answered."""
+        self.going_away = True
+        self._fail_waiters(Unprocessed("connection retired"))
+        if not self.streams:
+            self.close()
+
     def close(self) -> None:
         if self.closed:
             return
@@ -356,6 +367,12 @@ class H2Pool:
     A new connection opens when every open one is full and the pool is below
     ``max_connections``. :class:`Unprocessed` failures are retried on another connection
     (bounded), so GOAWAY and refused streams never cost the caller an attempt.
+
+    Tagged requests (``auth=``: a callable giving the current ``authorization`` value) go
+    only to connections carrying that same value: APNs refuses a provider-token change on
+    one connection sooner than ``tag_min_interval`` after the last
+    (TooManyProviderTokenUpdates), so a connection whose tag cannot change yet is retired
+    gracefully (its streams finish, then it closes) and a fresh one takes the new token.
     """
 
     def __init__(
@@ -365,6 +382,7 @@ class H2Pool:
         *,
         max_connections: int = 2,
         connect_timeout: float = 5.0,
+        tag_min_interval: float | None = None,
     ) -> None:
         parts = urlsplit(origin)
         self.scheme = parts.scheme or "https"
@@ -377,7 +395,9 @@ class H2Pool:
         self.connections: list[H2Connection] = []
         self._connecting: asyncio.Task[H2Connection] | None = None
         self.opened = 0
+        self.retired = 0
         self.closed = False
+        self.tag_min_interval = tag_min_interval
 
     async def _open(self) -> H2Connection:
         loop = asyncio.get_running_loop()
@@ -412,14 +432,40 @@ class H2Pool:
         self.opened += 1
         return conn
 
-    async def _connection(self) -> H2Connection:
+    def retire(self, conn: H2Connection) -> None:
+        """Stop using ``conn``: it finishes what is in flight, then closes."""
+        if conn in self.connections:
+            self.connections.remove(conn)
+        if conn.available:
+            self.retired += 1
+        conn.retire()
+
+    def _sort_tags(self, tag: bytes) -> None:
+        now = asyncio.get_running_loop().time()
+        interval = self.tag_min_interval
+        for c in list(self.connections):
+            if c.tag is None or c.tag == tag:
+                continue
+            if interval is not None and now - c.tag_since >= interval:
+                c.tag, c.tag_since = tag, now  # old enough to take the new token
+            else:
+                self.retire(c)
+
+    def _claim(self, conn: H2Connection, tag: bytes | None) -> H2Connection:
+        if tag is not None and conn.tag is None:
+            conn.tag, conn.tag_since = tag, asyncio.get_running_loop().time()
+        return conn
+
+    async def _connection(self, tag: bytes | None = None) -> H2Connection:
         self.connections = [c for c in self.connections if c.available]
+        if tag is not None:
+            self._sort_tags(tag)
         best: H2Connection | None = None
         for c in self.connections:
             if c.has_free_slot and (best is None or c.load < best.load):
                 best = c
         if best is not None:
-            return best
+            return self._claim(best, tag)
         if len(self.connections) < self.max_connections:
             if self._connecting is None or self._connecting.done():
                 self._connecting = asyncio.ensure_future(self._open())
@@ -429,12 +475,14 @@ class H2Pool:
             finally:
                 if task.done() and self._connecting is task:
                     self._connecting = None
+            if conn.available and conn.tag is not None and tag is not None and conn.tag != tag:
+                raise Unprocessed("new connection carries another token")
             if conn not in self.connections and conn.available:
                 self.connections.append(conn)
             if conn.available:
-                return conn
+                return self._claim(conn, tag)
             raise Unprocessed("new connection closed at once")
-        return min(self.connections, key=lambda c: c.load)
+        return self._claim(min(self.connections, key=lambda c: c.load), tag)
 
     async def request(
         self,
@@ -444,14 +492,21 @@ class H2Pool:
         body: bytes = b"",
         *,
         timeout: float = 30.0,  # noqa: ASYNC109 (a per-request response deadline)
+        auth: Callable[[], bytes] | None = None,
     ) -> Response:
         if self.closed:
             raise Unprocessed("pool closed")
         last: Exception | None = None
         for _ in range(4):
             try:
-                conn = await self._connection()
-                return await asyncio.wait_for(conn.request(method, path, headers, body), timeout)
+                if auth is not None:
+                    tag = auth()
+                    conn = await self._connection(tag)
+                    h = [(b"authorization", tag), *headers]
+                else:
+                    conn = await self._connection()
+                    h = headers
+                return await asyncio.wait_for(conn.request(method, path, h, body), timeout)
             except Unprocessed as exc:
                 last = exc
                 continue

@@ -32,6 +32,12 @@ class SenderMetrics:
             ["provider"],
             registry=r,
         )
+        self.holds = Counter(
+            p + "provider_holds",
+            "Provider-wide Retry-After answers that paused every request to the provider",
+            ["provider"],
+            registry=r,
+        )
         self.queue_depth = Gauge(p + "queue_depth", "Deliveries not yet finished", registry=r)
         self.breaker_state = Gauge(
             p + "breaker_state",

@@ -15,7 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sender.apns import ApnsCredentials, ProviderToken
 from sender.breaker import CircuitBreaker, State
-from sender.classify import Kind, classify_apns, classify_fcm, classify_webpush, parse_retry_after
+from sender.classify import (
+    Kind,
+    Outcome,
+    classify_apns,
+    classify_fcm,
+    classify_webpush,
+    parse_retry_after,
+)
+from sender.holdoff import DeviceHolds, Hold, HoldScope, ProviderGate, hold_for
 from sender.outbox import overall_status
 from sender.payload import Message, apns_payload, apns_request, fcm_body, webpush_plaintext
 from sender.ratelimit import TokenBucket
@@ -316,8 +324,7 @@ def test_provider_token_is_reused_then_refreshed_between_20_and_60_minutes() -> 
     first = token.header()
     clock.advance(19 * 60)
     assert token.header() is first
-    token.invalidate()  # too young to replace: Apple would answer TooManyProviderTokenUpdates
-    assert token.header() is first and token.signed == 1
+    assert token.signed == 1
     clock.advance(21 * 60)
     second = token.header()
     assert second != first and token.signed == 2
@@ -330,3 +337,112 @@ def test_provider_token_is_reused_then_refreshed_between_20_and_60_minutes() -> 
 def test_b64_helpers_roundtrip() -> None:
     raw = bytes(range(40))
     assert base64.urlsafe_b64decode(b64url(raw) + "==") == raw
+
+
+def _pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def test_expired_provider_token_is_resigned_once_and_teaches_the_max_age() -> None:
+    clock = FakeClock(NOW)
+    token = ProviderToken(ApnsCredentials("KEYID12345", "TEAMID1234", "b", _pem()), clock)
+    first = token.header()
+    clock.advance(11)  # the provider's max age turns out to be 10 s
+    assert token.rejected(first, "ExpiredProviderToken")
+    second = token.header()
+    assert second != first and token.signed == 2
+    # a burst of answers about the old token costs no further signatures
+    assert not token.rejected(first, "ExpiredProviderToken")
+    assert token.header() is second and token.signed == 2
+    # from now on the token is refreshed before the age the provider showed
+    assert token.observed_max_age is not None and token.observed_max_age <= 10.5
+    assert token.refresh_after < 10.0
+    clock.advance(token.refresh_after + 0.01)
+    third = token.header()
+    assert third != second and token.signed == 3
+
+
+def test_invalid_provider_token_is_resigned_at_most_once_a_second() -> None:
+    clock = FakeClock(NOW)
+    token = ProviderToken(ApnsCredentials("KEYID12345", "TEAMID1234", "b", _pem()), clock)
+    first = token.header()
+    assert not token.rejected(first, "InvalidProviderToken")  # signed just now
+    clock.advance(1.5)
+    assert token.rejected(first, "InvalidProviderToken")
+    assert token.header() != first and token.refresh_after == 40 * 60
+
+
+def test_too_many_provider_token_updates_is_retried_not_counted_against_the_breaker() -> None:
+    body = json.dumps({"reason": "TooManyProviderTokenUpdates"}).encode()
+    out = classify_apns(429, body, None, NOW)
+    assert out.kind is Kind.REAUTH and not out.counts_against_breaker
+
+
+@pytest.mark.parametrize(
+    ("provider", "status", "reason", "scope", "quota"),
+    [
+        ("apns", 503, "ServiceUnavailable", HoldScope.PROVIDER, False),
+        ("apns", 500, "InternalServerError", HoldScope.PROVIDER, False),
+        ("apns", 429, "TooManyRequests", HoldScope.DEVICE, True),
+        ("fcm", 429, "QUOTA_EXCEEDED", HoldScope.PROVIDER, True),
+        ("fcm", 503, "UNAVAILABLE", HoldScope.PROVIDER, False),
+        ("webpush", 429, "429", HoldScope.PROVIDER, True),
+        ("webpush", 503, "503", HoldScope.PROVIDER, False),
+    ],
+)
+def test_retry_after_holds_the_scope_the_provider_meant(
+    provider: str, status: int, reason: str, scope: HoldScope, quota: bool
+) -> None:
+    hold = hold_for(provider, status, Outcome(Kind.RETRY, reason, 2.0), 100.0)
+    assert hold is not None
+    assert hold.scope is scope and hold.not_before == 102.0 and hold.quota is quota
+
+
+def test_no_hold_without_retry_after_or_for_other_answers() -> None:
+    assert hold_for("apns", 503, Outcome(Kind.RETRY, "ServiceUnavailable"), 1.0) is None
+    assert hold_for("fcm", 200, Outcome(Kind.DELIVERED), 1.0) is None
+    assert hold_for("apns", 410, Outcome(Kind.TOKEN_DEAD, "Unregistered", 3.0), 1.0) is None
+    assert hold_for("apns", None, Outcome(Kind.RETRY, "x", 3.0), 1.0) is None
+
+
+def test_provider_gate_holds_then_probes_one_at_a_time_until_a_fresh_success() -> None:
+    gate = ProviderGate(margin=0.05)
+    straggler = gate.admit()
+    gate.hold(Hold(HoldScope.PROVIDER, 12.0))
+    assert gate.wait_time(10.0) == pytest.approx(2.05)
+    assert gate.wait_time(12.1) == 0.0 and gate.careful(12.1)
+    gate.release(straggler, True)  # answered before the hold was known: proves nothing
+    assert gate.careful(12.1) and gate.in_flight == 0
+    probe = gate.admit()
+    gate.release(probe, False)  # still down
+    assert gate.careful(12.2)
+    probe = gate.admit()
+    gate.release(probe, True)
+    assert not gate.careful(12.3)
+
+
+def test_provider_gate_stays_careful_through_a_quota_cooldown() -> None:
+    gate = ProviderGate(margin=0.0, quota_cooldown=5.0)
+    gate.hold(Hold(HoldScope.PROVIDER, 1.0, quota=True))
+    gate.release(gate.admit(), True)
+    assert gate.careful(3.0)  # a success does not end a quota's careful phase
+    assert not gate.careful(6.01)
+    gate.hold(Hold(HoldScope.PROVIDER, 7.0, quota=True))  # later holds never shorten it
+    gate.hold(Hold(HoldScope.PROVIDER, 6.5, quota=True))
+    assert gate.wait_time(6.6) == pytest.approx(0.4)
+
+
+def test_device_holds_expire_and_stay_bounded() -> None:
+    holds = DeviceHolds(limit=2)
+    holds.hold("apns", "a", Hold(HoldScope.DEVICE, 5.0), now=1.0, margin=0.0)
+    assert holds.wait_time("apns", "a", 2.0) == pytest.approx(3.0)
+    assert holds.wait_time("apns", "b", 2.0) == 0.0
+    holds.hold("apns", "b", Hold(HoldScope.DEVICE, 3.0), now=1.0, margin=0.0)
+    holds.hold("apns", "c", Hold(HoldScope.DEVICE, 9.0), now=4.0, margin=0.0)  # prunes "b"
+    assert set(holds.until) == {("apns", "a"), ("apns", "c")}
+    assert holds.wait_time("apns", "a", 6.0) == 0.0 and ("apns", "a") not in holds.until
