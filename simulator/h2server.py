@@ -41,6 +41,8 @@ import h2.settings
 import h11
 import hpack
 import hpack.hpack
+from h2.stream import StreamClosedBy
+from hyperframe.frame import RstStreamFrame
 
 from simulator.clock import Clock, SystemClock
 from simulator.wire import (
@@ -94,6 +96,33 @@ def _decode_huffman_fast(huffman_string: bytes | bytearray | memoryview | None) 
 
 
 hpack.hpack.decode_huffman = _decode_huffman_fast  # type: ignore[attr-defined]
+
+
+class _ServerConnection(h2.connection.H2Connection):
+    """h2's connection, refusing streams over MAX_CONCURRENT_STREAMS the way RFC 9113 asks.
+
+    h2 treats a HEADERS frame that would exceed the limit as a connection error and
+    tears the whole connection down; RFC 9113 section 5.1.2 makes it a stream error.
+    APNs starts a connection at one stream until a valid provider token arrives, and a
+    client that opens more before reading SETTINGS must see REFUSED_STREAM on the extra
+    streams (safe to retry) while the first one is answered.
+    """
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        sid = frame.stream_id
+        if (
+            sid not in self.streams
+            and sid > self.highest_inbound_stream_id
+            and self.open_inbound_streams + 1 > self.local_settings.max_concurrent_streams
+        ):
+            self.decoder.decode(frame.data, raw=True)  # keep the HPACK table in step
+            self.highest_inbound_stream_id = sid
+            self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+            rst = RstStreamFrame(sid)
+            rst.error_code = h2.errors.ErrorCodes.REFUSED_STREAM
+            return [rst], []
+        return super()._receive_headers_frame(frame)
+
 
 _UNIQUE_PER_RESPONSE = frozenset({"apns-id", "apns-unique-id", "location"})
 
@@ -285,7 +314,7 @@ class ProviderProtocol(asyncio.Protocol):
         assert self.info is not None
         self.mode = "h2"
         self.info.http_version = "2"
-        conn = h2.connection.H2Connection(config=_H2_CONFIG)
+        conn = _ServerConnection(config=_H2_CONFIG)
         # Literal (non-Huffman) response headers: valid HPACK, a few bytes larger, and no
         # pure-Python Huffman encoding of a fresh apns-id on every response.
         conn.encoder.encode = functools.partial(conn.encoder.encode, huffman=False)  # type: ignore[method-assign]

@@ -43,11 +43,6 @@ def provider_token(state_dir: Path) -> tuple[str, str]:
     return token, meta["bundle_id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulator/h2server.py lets h2 raise TooManyStreamsError, which h2 turns into a "
-    "connection error (GOAWAY PROTOCOL_ERROR); RFC 9113 5.1.2 makes it a stream error",
-)
 def test_streams_over_the_initial_limit_are_refused_not_the_connection(
     sim: SimulatorHandle,
 ) -> None:
