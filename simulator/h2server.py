@@ -89,7 +89,7 @@ def _decode_huffman_fast(huffman_string: bytes | bytearray | memoryview | None) 
     decode of the same JWT (measured at about a quarter of the server's time). A sender
     reuses one token for many minutes, so a small LRU makes that a dict lookup.
     """
-    if type(huffman_string) is bytes and len(huffman_string) >= 64:
+    if type(huffman_string) is bytes and len(huffman_string) >= 20:
         return _decode_huffman_cached(huffman_string)
     result: bytes = _decode_huffman(huffman_string)
     return result
