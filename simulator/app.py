@@ -90,7 +90,9 @@ class Simulator:
         # and the auth rules the cores read (see simulator.faults_auth).
         self.auth_policy = AuthPolicy()
         fault_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
-        self.faults = FaultRuntime(self.clock, fault_seed, self.registry, self.auth_policy, self.stats)
+        self.faults = FaultRuntime(
+            self.clock, fault_seed, self.registry, self.auth_policy, self.stats
+        )
         self.control_extensions.append(register_fault_routes)
 
     @property
@@ -104,7 +106,11 @@ class Simulator:
         verifier = self.apns.verifier
         # auth faults: provider-token expiry enforced (max age) or relaxed (None: never expires)
         self.auth_policy.subscribe(
-            lambda p: setattr(verifier, "max_age", p.apns_token_max_age if p.apns_token_max_age is not None else float("inf"))
+            lambda p: setattr(
+                verifier,
+                "max_age",
+                p.apns_token_max_age if p.apns_token_max_age is not None else float("inf"),
+            )
         )
         cores: dict[str, tuple[Any, ListenerOptions]] = {
             **self.apns.listeners(),
@@ -121,7 +127,9 @@ class Simulator:
         cores = self._build_cores(creds)
         for i, name in enumerate(LISTENER_ORDER):
             handler, opts = cores[name]
-            listener = Listener(name, self.faults.gate(name, handler), self.ssl_context, opts, self.clock)
+            listener = Listener(
+                name, self.faults.gate(name, handler), self.ssl_context, opts, self.clock
+            )
             await listener.start(self.host, self.port + i if self.port else 0)
             self.listeners[name] = listener
         self.faults.attach(self.listeners)
@@ -130,7 +138,9 @@ class Simulator:
         app = make_control_app(self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port + len(LISTENER_ORDER) if self.port else 0)
+        site = web.TCPSite(
+            self._runner, self.host, self.port + len(LISTENER_ORDER) if self.port else 0
+        )
         await site.start()
         self.control_port = int(self._runner.addresses[0][1])
         host = f"[{self.host}]" if ":" in self.host else self.host

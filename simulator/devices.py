@@ -102,9 +102,11 @@ class DeviceRegistry:
 
     def _new_webpush_keys(self, application_server_key: str | None) -> WebPushKeys:
         # Key material from the seeded RNG so one seed mints the same subscriptions.
-        scalar = int.from_bytes(self.rng.randbytes(32), "big") % (
-            0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551 - 1
-        ) + 1
+        scalar = (
+            int.from_bytes(self.rng.randbytes(32), "big")
+            % (0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551 - 1)
+            + 1
+        )
         key = ec.derive_private_key(scalar, ec.SECP256R1())
         pub = key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
@@ -126,7 +128,11 @@ class DeviceRegistry:
         for _ in range(count):
             dev_id = f"{provider}-{self._next_id}"
             self._next_id += 1
-            default_app = {"apns": BUNDLE_ID, "fcm": FCM_PROJECT_ID, "webpush": "https://app.example.com"}[provider]
+            default_app = {
+                "apns": BUNDLE_ID,
+                "fcm": FCM_PROJECT_ID,
+                "webpush": "https://app.example.com",
+            }[provider]
             dev = Device(
                 id=dev_id,
                 provider=provider,
@@ -149,7 +155,9 @@ class DeviceRegistry:
         self._live.pop(key, None)
         self._dead[key] = (dev, int(self.clock.time() * 1000), reason)
 
-    def uninstall(self, device_id: str, cause: str = "control", reason: str = "uninstalled") -> Device:
+    def uninstall(
+        self, device_id: str, cause: str = "control", reason: str = "uninstalled"
+    ) -> Device:
         """The token dies; ``reason`` "expired" marks a Web Push subscription that timed out."""
         dev = self.devices[device_id]
         if dev.installed:
@@ -229,7 +237,11 @@ class DeviceRegistry:
             rec["count"] += 1
 
     def live_devices(self, provider: str | None = None) -> list[Device]:
-        return [d for d in self.devices.values() if d.installed and (provider is None or d.provider == provider)]
+        return [
+            d
+            for d in self.devices.values()
+            if d.installed and (provider is None or d.provider == provider)
+        ]
 
     # -- delivery ---------------------------------------------------------------
 
