@@ -2,8 +2,11 @@
 
 Run::
 
-    .venv/bin/python benchmarks/simulator_bench.py [--paths apns,fcm,webpush] [--workers N]
+    python3 tasks.py bench [--paths apns,fcm,webpush] [--workers N]
         [--requests N] [--devices N] [--no-tls] [--json]
+
+(``tasks.py bench`` runs ``.venv/bin/python benchmarks/simulator_bench.py`` with the same
+arguments.)
 
 One run drives h2load (``-c4 -m100``) first at a bare h2 server (the baseline: a minimal
 ``asyncio.Protocol`` + h2 on uvloop answering 200, defined in this file, in the same TLS
@@ -256,12 +259,16 @@ def baseline(
         proc.join(5)
 
 
+# The FCM and Web Push paths live beside this file and register themselves on import.
+DEFAULT_PLUGINS = ("benchmarks.fcm_bench", "benchmarks.webpush_bench")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--paths",
-        default="apns",
-        help="comma-separated paths to measure (registered: %(default)s ...)",
+        default="apns,fcm,webpush",
+        help="comma-separated paths to measure (default %(default)s)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="simulator worker processes (default 1)"
@@ -283,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
-    for mod in args.plugin:
+    for mod in [*DEFAULT_PLUGINS, *args.plugin]:
         importlib.import_module(mod)
     names = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = [n for n in names if n not in PATHS]
