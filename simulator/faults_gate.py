@@ -216,7 +216,7 @@ class FaultGate:
             if (ledger.not_before or plan.needs_project(provider, now))
             else None
         )
-        ledger.check(provider, token, project, now)
+        ledger.check(provider, token, project, now, req.conn.conn_id)
         decision = plan.decide(now, RequestFacts(provider, token, project))
         if decision.during_outage:
             record.sends_during_outage[provider] += 1
@@ -241,7 +241,9 @@ class FaultGate:
             self.rt.count_response(provider, stats_outcome(provider, status))
             if d.retry_after is not None and d.scope is not None:
                 scope, key = d.scope
-                self.rt.record.ledger.note(provider, scope, key, now + d.retry_after)
+                self.rt.record.ledger.note(
+                    provider, scope, key, now + d.retry_after, now, req.conn.conn_id
+                )
         elif kind == "hang":
             return Hang()
         elif kind == "reset":
@@ -269,4 +271,7 @@ class FaultGate:
         if token is None:
             token = path_token(provider, req.path) if provider != "fcm" else fcm_token(req.body)
         if token:
-            self.rt.record.ledger.note(provider, "device", token, self.rt.now() + seconds)
+            now = self.rt.now()
+            self.rt.record.ledger.note(
+                provider, "device", token, now + seconds, now, req.conn.conn_id
+            )
