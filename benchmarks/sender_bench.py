@@ -197,8 +197,9 @@ async def run_aioapns(
     from aioapns import NotificationRequest as ApnsRequest
     from aioapns.connection import APNsProductionClientProtocol
 
-    meta = json.loads((state / "apns" / "apns.json").read_text())
-    key = (state / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
+    from simulator.testing import apns_credentials
+
+    meta, key = apns_credentials(state)
     client = APNs(
         key=key,
         key_id=meta["key_id"],

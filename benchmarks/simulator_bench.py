@@ -113,16 +113,10 @@ def register_path(name: str) -> Callable[[PathBuilder], PathBuilder]:
 @register_path("apns")
 def apns_path(ctx: BenchContext) -> BenchTarget:
     """APNs success path: provider token (JWT) checked, every header rule, many device tokens."""
-    import jwt
+    from simulator.testing import apns_credentials, apns_provider_token
 
-    meta = json.loads((ctx.state_dir / "apns" / "apns.json").read_text())
-    key = (ctx.state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    token = jwt.encode(
-        {"iss": meta["team_id"], "iat": int(time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": meta["key_id"]},
-    )
+    meta, _ = apns_credentials(ctx.state_dir)
+    token = apns_provider_token(ctx.state_dir)
     devices = ctx.mint("apns", ctx.devices)
     # h2load opens its 100 streams before reading SETTINGS; APNs starts connections at 1.
     ctx.control("PATCH", "/_sim/apns/config", {"initial_streams": 1000})

@@ -14,12 +14,11 @@ from urllib.parse import urlsplit
 import h2.connection
 import h2.events
 import h2.settings
-import jwt
 import pytest
 
 from simulator.clock import FakeClock
 from simulator.credentials import issue_leaf, load_ca
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing import SimulatorHandle, apns_provider_token, running_simulator
 
 TOPIC = "com.example.pushsim"
 PAYLOAD = b'{"aps":{"alert":"hi"}}'
@@ -111,21 +110,7 @@ class H2Client:
         self.sock.close()
 
 
-def make_token(
-    state_dir: Path,
-    iat: float | None = None,
-    kid: str | None = None,
-    team: str | None = None,
-    key_pem: str | None = None,
-) -> str:
-    meta = json.loads((state_dir / "apns" / "apns.json").read_text())
-    key = key_pem or (state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    return jwt.encode(
-        {"iss": team or meta["team_id"], "iat": int(iat if iat is not None else time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": kid or meta["key_id"]},
-    )
+make_token = apns_provider_token
 
 
 class Apns:

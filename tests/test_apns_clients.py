@@ -6,14 +6,12 @@ import asyncio
 import json
 import ssl
 import subprocess
-import time
 from urllib.parse import urlsplit
 
-import jwt
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.connection import APNsDevelopmentClientProtocol, APNsProductionClientProtocol
 
-from simulator.testing import SimulatorHandle
+from simulator.testing import SimulatorHandle, apns_credentials, apns_provider_token
 
 TOPIC = "com.example.pushsim"
 
@@ -28,8 +26,7 @@ def point_at(client: APNs, url: str, sandbox: bool = False) -> None:
 
 
 def key_client(sim: SimulatorHandle, sandbox: bool = False) -> APNs:
-    meta = json.loads((sim.state_dir / "apns" / "apns.json").read_text())
-    key = (sim.state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
+    meta, key = apns_credentials(sim.state_dir)
     ctx = ssl.create_default_context(cafile=sim.endpoints["ca_file"])
     client = APNs(
         key=key,
@@ -146,14 +143,7 @@ def curl(
 
 
 def test_curl_success_and_error_paths(sim: SimulatorHandle) -> None:
-    meta = json.loads((sim.state_dir / "apns" / "apns.json").read_text())
-    key = (sim.state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    token = jwt.encode(
-        {"iss": meta["team_id"], "iat": int(time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": meta["key_id"]},
-    )
+    token = apns_provider_token(sim.state_dir)
     dev = sim.mint("apns")[0]
     auth = f"authorization: bearer {token}"
     code, head, body = curl(

@@ -29,7 +29,12 @@ import pytest
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing import (
+    SimulatorHandle,
+    apns_credentials,
+    apns_provider_token,
+    running_simulator,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not on PATH")
 
@@ -99,15 +104,8 @@ def inbox(sim: SimulatorHandle, dev: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def apns_token(state_dir: Path) -> tuple[str, dict[str, str]]:
-    meta: dict[str, str] = json.loads((state_dir / "apns" / "apns.json").read_text())
-    key = (state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    token = jwt.encode(
-        {"iss": meta["team_id"], "iat": int(time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": meta["key_id"]},
-    )
-    return token, meta
+    meta, _ = apns_credentials(state_dir)
+    return apns_provider_token(state_dir), meta
 
 
 def test_apns(sim: SimulatorHandle, http: tuple[str, str], tmp_path: Path) -> None:

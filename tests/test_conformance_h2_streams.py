@@ -9,7 +9,6 @@ request is written in one go before anything is read, so the outcome is determin
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import time
@@ -19,10 +18,14 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
-import jwt
 import pytest
 
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing import (
+    SimulatorHandle,
+    apns_credentials,
+    apns_provider_token,
+    running_simulator,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +35,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorHandle]:
 
 
 def provider_token(state_dir: Path) -> tuple[str, str]:
-    meta = json.loads((state_dir / "apns" / "apns.json").read_text())
-    key = (state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    token = jwt.encode(
-        {"iss": meta["team_id"], "iat": int(time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": meta["key_id"]},
-    )
-    return token, meta["bundle_id"]
+    meta, _ = apns_credentials(state_dir)
+    return apns_provider_token(state_dir), meta["bundle_id"]
 
 
 def test_streams_over_the_initial_limit_are_refused_not_the_connection(

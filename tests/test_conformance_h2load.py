@@ -22,13 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
 from simulator.fcm_testing import access_token
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing import (
+    SimulatorHandle,
+    apns_credentials,
+    apns_provider_token,
+    running_simulator,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("h2load") is None, reason="h2load is not on PATH")
 
@@ -106,15 +110,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorHandle]:
 
 
 def provider_token(state_dir: Path) -> tuple[str, dict[str, str]]:
-    meta: dict[str, str] = json.loads((state_dir / "apns" / "apns.json").read_text())
-    key = (state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    token = jwt.encode(
-        {"iss": meta["team_id"], "iat": int(time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": meta["key_id"]},
-    )
-    return token, meta
+    meta, _ = apns_credentials(state_dir)
+    return apns_provider_token(state_dir), meta
 
 
 def provider_stats(sim: SimulatorHandle, provider: str) -> dict[str, int]:

@@ -19,11 +19,10 @@ import h2.config
 import h2.connection
 import h2.events
 import httpx
-import jwt
 import pytest
 
 from simulator.faults import unit
-from simulator.testing import SimulatorHandle
+from simulator.testing import SimulatorHandle, apns_provider_token
 
 # -- clients ----------------------------------------------------------------------------
 
@@ -157,14 +156,7 @@ def apply(sim: SimulatorHandle, fault: Any) -> list[dict[str, Any]]:
 
 
 def provider_token(sim: SimulatorHandle, iat: float | None = None) -> str:
-    meta = json.loads((sim.state_dir / "apns" / "apns.json").read_text())
-    key = (sim.state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    return jwt.encode(
-        {"iss": meta["team_id"], "iat": int(iat if iat is not None else time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": meta["key_id"]},
-    )
+    return apns_provider_token(sim.state_dir, iat)
 
 
 @contextmanager

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
-import jwt
-
-from simulator.testing import SimulatorHandle
+from simulator.testing import SimulatorHandle, apns_provider_token
 
 
 def provider_token(sim: SimulatorHandle, iat: float | None = None) -> str:
-    meta = json.loads((sim.state_dir / "apns" / "apns.json").read_text())
-    key = (sim.state_dir / "apns" / f"AuthKey_{meta['key_id']}.p8").read_text()
-    return jwt.encode(
-        {"iss": meta["team_id"], "iat": int(iat if iat is not None else time.time())},
-        key,
-        algorithm="ES256",
-        headers={"kid": meta["key_id"]},
-    )
+    return apns_provider_token(sim.state_dir, iat)
 
 
 def curl(
