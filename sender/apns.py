@@ -17,6 +17,7 @@ answered it.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -154,6 +155,7 @@ class ApnsClient:
         apns_id: str,
         *,
         sandbox: bool = False,
+        before_send: Callable[[], None] | None = None,
     ) -> tuple[Outcome, Response | None]:
         h = [(b"apns-id", apns_id.encode()), *headers]
         pool = self.sandbox_pool if sandbox and self.sandbox_pool is not None else self.pool
@@ -166,7 +168,13 @@ class ApnsClient:
 
         try:
             resp = await pool.request(
-                "POST", "/3/device/" + device_token, h, payload, timeout=self.timeout, auth=auth
+                "POST",
+                "/3/device/" + device_token,
+                h,
+                payload,
+                timeout=self.timeout,
+                auth=auth,
+                before_send=before_send,
             )
         except H2Error as exc:
             return transport_failure(str(exc)), None
@@ -200,6 +208,11 @@ class ApnsProvider(ApnsClient):
         target = job.row.target
         sandbox = target is not None and target.get("environment") == "sandbox"
         outcome, resp = await self.send(
-            job.row.token, req.headers, req.payload, job.row.message_id, sandbox=sandbox
+            job.row.token,
+            req.headers,
+            req.payload,
+            job.row.message_id,
+            sandbox=sandbox,
+            before_send=job.before_send,
         )
         return outcome, None if resp is None else resp.status

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sender.breaker import CircuitBreaker, State
 from sender.classify import Kind, Outcome, transport_failure
 from sender.config import ProviderLimits
-from sender.holdoff import DeviceHolds, HoldScope, ProviderGate, hold_for
+from sender.holdoff import DeviceHolds, Held, HoldScope, ProviderGate, hold_for
 from sender.metrics import SenderMetrics
 from sender.outbox import DeliveryRow, Outbox
 from sender.payload import Message
@@ -51,6 +52,9 @@ class Job:
     row: DeliveryRow
     prepared: Prepared
     policy: RetryPolicy
+    # Set by the dispatcher while the job is being sent: clients call it right before the
+    # request goes on the wire; it raises :class:`Held` if the provider paused meanwhile.
+    before_send: Callable[[], None] | None = None
 
 
 class ProviderClient(Protocol):
@@ -232,6 +236,15 @@ class Dispatcher:
             return
         generation, serial = ticket
         success = False
+        gate = lane.gate
+        holds = self.device_holds
+
+        def before_send() -> None:
+            if gate.generation != generation:
+                raise Held(f"{row.provider} paused")
+            if holds.until and holds.wait_time(row.provider, row.token, self.clock.monotonic()):
+                raise Held("device token paused")
+
         try:
             held = self.device_holds.wait_time(row.provider, row.token, self.clock.monotonic())
             if held > 0:
@@ -241,8 +254,17 @@ class Dispatcher:
             if breaker.state is State.OPEN:
                 lane.sends_while_open += 1
             started = self.clock.monotonic()
+            job.before_send = before_send
+            try:
+                outcome, status = await client.deliver(job)
+            except Held:
+                # Never reached the wire: back through the gate, not an attempt.
+                self._release_probe(breaker, probe)
+                lane.queue.put_nowait(job)
+                return
+            finally:
+                job.before_send = None
             self.metrics.sent.labels(row.provider).inc()
-            outcome, status = await client.deliver(job)
             answered = self.clock.monotonic()
             elapsed = answered - started
             hold = hold_for(row.provider, status, outcome, answered)

@@ -142,7 +142,12 @@ class FcmProvider:
         headers = [(b"authorization", auth), (b"content-type", b"application/json; UTF-8")]
         try:
             resp = await self.pool.request(
-                "POST", self.path, headers, self.body(job), timeout=self.timeout
+                "POST",
+                self.path,
+                headers,
+                self.body(job),
+                timeout=self.timeout,
+                before_send=job.before_send,
             )
         except H2Error as exc:
             return transport_failure(str(exc)), None

@@ -189,7 +189,12 @@ class H2Connection(asyncio.Protocol):
         return self.available and len(self.streams) + self.reserved < self.max_streams
 
     async def request(
-        self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        before_send: Callable[[], None] | None = None,
     ) -> Response:
         if not self.available:
             raise Unprocessed("connection is closing")
@@ -209,6 +214,12 @@ class H2Connection(asyncio.Protocol):
         if not self.available:
             self._release()
             raise Unprocessed("connection is closing")
+        if before_send is not None:
+            try:
+                before_send()  # the caller's last word: it may still hold the request back
+            except BaseException:
+                self._release()
+                raise
         h = [
             (b":method", method.encode()),
             (b":scheme", self.scheme),
@@ -493,6 +504,7 @@ class H2Pool:
         *,
         timeout: float = 30.0,  # noqa: ASYNC109 (a per-request response deadline)
         auth: Callable[[], bytes] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> Response:
         if self.closed:
             raise Unprocessed("pool closed")
@@ -506,7 +518,9 @@ class H2Pool:
                 else:
                     conn = await self._connection()
                     h = headers
-                return await asyncio.wait_for(conn.request(method, path, h, body), timeout)
+                return await asyncio.wait_for(
+                    conn.request(method, path, h, body, before_send), timeout
+                )
             except Unprocessed as exc:
                 last = exc
                 continue

@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from sender.classify import Kind, Outcome
 
 
+class Held(Exception):
+    """Raised just before a request reaches the wire: a hold arrived since it was admitted."""
+
+
 class HoldScope(enum.Enum):
     PROVIDER = "provider"  # every request to this provider (or its project)
     DEVICE = "device"  # only requests to this device token

@@ -161,6 +161,8 @@ class WebPushProvider:
         retry_after: str | None
         try:
             if origin in self.http1_origins or parts.scheme != "https":
+                if job.before_send is not None:
+                    job.before_send()
                 status, resp_body, retry_after = await self._post_h1(endpoint, headers, body)
             else:
                 try:
@@ -169,7 +171,14 @@ class WebPushProvider:
                         pool = self.pools[origin] = H2Pool(
                             origin, self.ssl_context, max_connections=self.max_connections
                         )
-                    resp = await pool.request("POST", path, headers, body, timeout=self.timeout)
+                    resp = await pool.request(
+                        "POST",
+                        path,
+                        headers,
+                        body,
+                        timeout=self.timeout,
+                        before_send=job.before_send,
+                    )
                     status, resp_body, retry_after = (
                         resp.status,
                         resp.body,
@@ -180,6 +189,8 @@ class WebPushProvider:
                         raise
                     self.http1_origins.add(origin)
                     self.pools.pop(origin).close()
+                    if job.before_send is not None:
+                        job.before_send()
                     status, resp_body, retry_after = await self._post_h1(endpoint, headers, body)
         except (H2Error, aiohttp.ClientError, TimeoutError, OSError) as exc:
             return transport_failure(str(exc) or type(exc).__name__), None
