@@ -422,3 +422,91 @@ def test_sigkill_and_restart_lose_nothing_accepted(sim: SimulatorHandle, tmp_pat
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+async def test_provider_wide_retry_after_pauses_every_delivery_then_recovers(
+    sim: SimulatorHandle, tmp_path: Path
+) -> None:
+    """A 503 with Retry-After pauses all of APNs (not just the delivery that got it): the
+    simulator's ledger sees no request before the Retry-After ran out, and throughput is
+    back as soon as the outage ends."""
+    devs = sim.mint("apns", 10)
+    sim.control(
+        "POST",
+        "/_sim/faults",
+        {
+            "id": "down",
+            "kind": "outage",
+            "provider": "apns",
+            "mode": "status",
+            "retry_after": 1,
+            "start": "0.3s",
+            "duration": "2s",
+        },
+    )
+    n = 120
+    async with running_sender(sim, tmp_path / "s.db", backoff_base=0.01) as (sender, api):
+        started = time.monotonic()
+        for i in range(n):  # ~3 s of traffic spanning the outage
+            dev = devs[i % len(devs)]
+            s, _ = await api.call(
+                "POST",
+                "/v1/notifications",
+                {
+                    "to": {"tokens": [{"provider": "apns", "token": dev["token"]}]},
+                    "data": {"correlation_id": f"hold-{i}"},
+                },
+            )
+            assert s == 202
+            await asyncio.sleep(0.025)
+        assert await sender.dispatcher.drain(20)  # type: ignore[union-attr]
+        finished = time.monotonic() - started
+        lane = sender.dispatcher.lanes["apns"]  # type: ignore[union-attr]
+        assert lane.gate.holds >= 1 and not lane.gate.probing
+    stats = sim.control("GET", "/_sim/stats")
+    assert stats["retry_after_violations"]["apns"] == 0
+    assert stats["retry_after_honoured"]["apns"] >= 1
+    got = [c for c in delivered_correlations(sim) if c and c.startswith("hold-")]
+    assert sorted(set(got)) == sorted(f"hold-{i}" for i in range(n))
+    # Nothing waits much past the outage (2.3 s) plus one Retry-After: no backoff pile-up.
+    assert finished < 2.3 + 1.0 + 4.0, finished
+
+
+async def test_short_lived_apns_provider_tokens_are_renewed_on_fresh_connections(
+    sim: SimulatorHandle, tmp_path: Path
+) -> None:
+    """APNs provider tokens expire after 2 s here: the sender re-signs on
+    ExpiredProviderToken, learns to refresh before that age, carries each new token on a
+    fresh connection (never TooManyProviderTokenUpdates) and loses nothing."""
+    devs = sim.mint("apns", 5)
+    sim.control(
+        "POST",
+        "/_sim/faults",
+        {"kind": "auth", "provider": "any", "mode": "enforced", "apns_token_max_age": "2s"},
+    )
+    n = 60
+    async with running_sender(sim, tmp_path / "s.db") as (sender, api):
+        for i in range(n):  # ~6 s: three token lifetimes
+            dev = devs[i % len(devs)]
+            s, _ = await api.call(
+                "POST",
+                "/v1/notifications",
+                {
+                    "to": {"tokens": [{"provider": "apns", "token": dev["token"]}]},
+                    "data": {"correlation_id": f"jwt-{i}"},
+                },
+            )
+            assert s == 202
+            await asyncio.sleep(0.1)
+        assert await sender.dispatcher.drain(20)  # type: ignore[union-attr]
+        client = sender.dispatcher.clients["apns"]  # type: ignore[union-attr]
+        token = client.token  # type: ignore[attr-defined]
+        assert token.observed_max_age is not None and token.refresh_after < 2.0
+        assert token.signed >= 3
+        assert client.pool.retired >= 1  # type: ignore[attr-defined]
+        failed = sender.metrics.failed
+        assert failed.labels("apns", "TooManyProviderTokenUpdates")._value.get() == 0
+        # once the age is known, expiries stop: at most the first burst saw one
+        assert failed.labels("apns", "ExpiredProviderToken")._value.get() <= 10
+    got = [c for c in delivered_correlations(sim) if c and c.startswith("jwt-")]
+    assert sorted(set(got)) == sorted(f"jwt-{i}" for i in range(n))
