@@ -21,9 +21,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +42,7 @@ from sender.outbox import DeliveryRow, NotificationRow  # noqa: E402
 from sender.payload import Message  # noqa: E402
 from sender.service import Sender  # noqa: E402
 from sender.validate import NotificationRequest, TokenTarget  # noqa: E402
+from simulator.testing import apns_credentials, simulator_process  # noqa: E402
 
 
 def control(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -52,30 +51,6 @@ def control(base: str, method: str, path: str, body: Any = None) -> Any:
     req.add_header("content-type", "application/json")
     with urllib.request.urlopen(req, timeout=60) as resp:
         return json.loads(resp.read() or b"null")
-
-
-def start_simulator(state: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "simulator",
-            "--state-dir",
-            str(state),
-            "--seed",
-            "7",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not (state / "endpoints.json").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("simulator did not start")
-        time.sleep(0.05)
-    return proc
 
 
 def mint(base: str, provider: str, count: int) -> list[dict[str, Any]]:
@@ -196,8 +171,6 @@ async def run_aioapns(
     from aioapns import APNs
     from aioapns import NotificationRequest as ApnsRequest
     from aioapns.connection import APNsProductionClientProtocol
-
-    from simulator.testing import apns_credentials
 
     meta, key = apns_credentials(state)
     client = APNs(
@@ -404,8 +377,7 @@ def main() -> int:
         if p not in PEERS:
             parser.error(f"--providers: unknown provider {p!r}")
     state = Path(tempfile.mkdtemp(prefix="pushsim-bench-sim-"))
-    sim = start_simulator(state)
-    try:
+    with simulator_process(state, "--seed", "7"):
         try:
             import uvloop
 
@@ -413,12 +385,6 @@ def main() -> int:
         except ImportError:
             pass
         return asyncio.run(bench(args, state))
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
 
 
 if __name__ == "__main__":

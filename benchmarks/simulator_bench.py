@@ -44,15 +44,12 @@ import asyncio
 import importlib
 import json
 import multiprocessing
-import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -228,14 +225,6 @@ def run_h2load(
     return Result(name, float(m.group(1)), int(codes.group(1)), int(done.group(1)), out)
 
 
-def wait_for(path: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear")
-        time.sleep(0.05)
-
-
 def baseline(
     requests: int, tls_files: tuple[str, str] | None, workdir: Path, target: BenchTarget
 ) -> Result:
@@ -298,63 +287,51 @@ def main(argv: list[str] | None = None) -> int:
         print("h2load is required (apt-get install nghttp2-client)", file=sys.stderr)
         return 2
 
+    from simulator.testing import simulator_process
+
     workdir = Path(tempfile.mkdtemp(prefix="pushsim-bench-"))
     state = workdir / "state"
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator.cli",
-        "simulator",
-        "--state-dir",
-        str(state),
-        "--seed",
-        "7",
-    ]
+    sim_args = ["--seed", "7"]
     if args.no_tls:
-        cmd.append("--no-tls")
+        sim_args.append("--no-tls")
     if args.workers > 1:
-        cmd += ["--workers", str(args.workers)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    sim = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+        sim_args += ["--workers", str(args.workers)]
     report: dict[str, Any] = {
         "workers": args.workers,
         "tls": not args.no_tls,
         "requests": args.requests,
     }
     try:
-        wait_for(state / "endpoints.json")
-        endpoints = json.loads((state / "endpoints.json").read_text())
-        ctx = BenchContext(endpoints, state, args.devices)
-        tls_files = None if args.no_tls else (str(state / "server.pem"), str(state / "server.key"))
-        targets = {n: PATHS[n](ctx) for n in names}
-        first = targets[names[0]]
-        base = baseline(args.requests, tls_files, workdir, first)
-        print(f"baseline (bare h2, 1 process)     {base.rps:>10,.0f} req/s")
-        report["baseline_rps"] = base.rps
-        for n, target in targets.items():
-            url = endpoints[target.listener]
-            run_h2load(f"{n}-warmup", url, target, min(args.requests, 5000), workdir)
-            res = run_h2load(n, url, target, args.requests, workdir)
-            if res.succeeded != res.total:
-                print(
-                    f"{n}: only {res.succeeded} of {res.total} answered 2xx\n{res.raw}",
-                    file=sys.stderr,
-                )
-                return 1
-            ratio = res.rps / base.rps
-            label = f"simulator {n} ({args.workers} worker{'s' if args.workers > 1 else ''})"
-            print(f"{label:<34} {res.rps:>10,.0f} req/s   ratio {ratio:.2f}")
-            report[n] = {"rps": res.rps, "ratio": ratio}
-        if args.json:
-            print(json.dumps(report))
+        with simulator_process(state, *sim_args, stderr=subprocess.PIPE, timeout=60) as (
+            _,
+            endpoints,
+        ):
+            ctx = BenchContext(endpoints, state, args.devices)
+            tls_files = (
+                None if args.no_tls else (str(state / "server.pem"), str(state / "server.key"))
+            )
+            targets = {n: PATHS[n](ctx) for n in names}
+            first = targets[names[0]]
+            base = baseline(args.requests, tls_files, workdir, first)
+            print(f"baseline (bare h2, 1 process)     {base.rps:>10,.0f} req/s")
+            report["baseline_rps"] = base.rps
+            for n, target in targets.items():
+                url = endpoints[target.listener]
+                run_h2load(f"{n}-warmup", url, target, min(args.requests, 5000), workdir)
+                res = run_h2load(n, url, target, args.requests, workdir)
+                if res.succeeded != res.total:
+                    print(
+                        f"{n}: only {res.succeeded} of {res.total} answered 2xx\n{res.raw}",
+                        file=sys.stderr,
+                    )
+                    return 1
+                ratio = res.rps / base.rps
+                label = f"simulator {n} ({args.workers} worker{'s' if args.workers > 1 else ''})"
+                print(f"{label:<34} {res.rps:>10,.0f} req/s   ratio {ratio:.2f}")
+                report[n] = {"rps": res.rps, "ratio": ratio}
+            if args.json:
+                print(json.dumps(report))
     finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

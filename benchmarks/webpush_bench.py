@@ -162,6 +162,8 @@ if __name__ != "__main__":
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from simulator.testing import simulator_process
+
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root)}
     work = Path(tempfile.mkdtemp(prefix="pushsim-wp-bench-"))
@@ -169,52 +171,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = subprocess.Popen(
         [sys.executable, "-c", BASELINE_SERVER], stdout=subprocess.PIPE, text=True, env=env
     )
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "simulator", "--state-dir", str(state), "--no-tls"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        assert base.stdout is not None
-        base_url = base.stdout.readline().strip()
-        deadline = time.monotonic() + 60
-        while not (state / "endpoints.json").exists():
-            if time.monotonic() > deadline or sim.poll() is not None:
-                raise RuntimeError("simulator did not start")
-            time.sleep(0.1)
-        ctl = json.loads((state / "endpoints.json").read_text())["control"]
-        targets = prepare(state, ctl, args.subscriptions, work)
-        per_run = max(1, args.requests // len(targets))
-        hdrs = ["ttl: 60", "content-encoding: aes128gcm"]
+        with simulator_process(state, "--no-tls", timeout=60) as (_, endpoints):
+            assert base.stdout is not None
+            base_url = base.stdout.readline().strip()
+            ctl = endpoints["control"]
+            targets = prepare(state, ctl, args.subscriptions, work)
+            per_run = max(1, args.requests // len(targets))
+            hdrs = ["ttl: 60", "content-encoding: aes128gcm"]
 
-        def webpush_rate() -> float:
-            total_time = 0.0
-            for uri, body, auth in targets:
-                total_time += per_run / h2load(
-                    uri, body, [*hdrs, auth], per_run, args.clients, args.streams
-                )
-            return float(per_run * len(targets) / total_time)
+            def webpush_rate() -> float:
+                total_time = 0.0
+                for uri, body, auth in targets:
+                    total_time += per_run / h2load(
+                        uri, body, [*hdrs, auth], per_run, args.clients, args.streams
+                    )
+                return float(per_run * len(targets) / total_time)
 
-        results: dict[str, Any] = {}
-        results["baseline"] = h2load(
-            base_url + "/wp/x", targets[0][1], hdrs, args.requests, args.clients, args.streams
-        )
-        control(ctl, "PATCH", "/_sim/webpush/config", {"ecdh_cache": True})
-        results["webpush_ecdh_cached"] = webpush_rate()
-        control(ctl, "PATCH", "/_sim/webpush/config", {"ecdh_cache": False})
-        results["webpush_ecdh_every_message"] = webpush_rate()
-        results["cache"] = control(ctl, "GET", "/_sim/webpush/cache")
-        delivered = control(ctl, "GET", "/_sim/stats")["providers"]["webpush"].get("delivered", 0)
-        results["delivered"] = delivered
-        return results
+            results: dict[str, Any] = {}
+            results["baseline"] = h2load(
+                base_url + "/wp/x", targets[0][1], hdrs, args.requests, args.clients, args.streams
+            )
+            control(ctl, "PATCH", "/_sim/webpush/config", {"ecdh_cache": True})
+            results["webpush_ecdh_cached"] = webpush_rate()
+            control(ctl, "PATCH", "/_sim/webpush/config", {"ecdh_cache": False})
+            results["webpush_ecdh_every_message"] = webpush_rate()
+            results["cache"] = control(ctl, "GET", "/_sim/webpush/cache")
+            delivered = control(ctl, "GET", "/_sim/stats")["providers"]["webpush"].get(
+                "delivered", 0
+            )
+            results["delivered"] = delivered
+            return results
     finally:
-        for proc in (base, sim):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        base.terminate()
+        try:
+            base.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            base.kill()
 
 
 def main(argv: list[str] | None = None) -> int:

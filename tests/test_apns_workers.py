@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from test_apns import H2Client, make_token
+
+from simulator.testing import simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,30 +25,8 @@ def control(endpoints: dict[str, str], method: str, path: str, body: Any = None)
 
 def test_two_workers_share_tokens_and_deliveries(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "simulator",
-            "--state-dir",
-            str(state),
-            "--workers",
-            "2",
-            "--seed",
-            "3",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (state / "endpoints.json").exists():
-            assert time.monotonic() < deadline and proc.poll() is None, "simulator did not start"
-            time.sleep(0.05)
-        endpoints = json.loads((state / "endpoints.json").read_text())
+    sim_args = ("--workers", "2", "--seed", "3")
+    with simulator_process(state, *sim_args, stderr=subprocess.PIPE) as (_, endpoints):
         live, dead = control(endpoints, "POST", "/_sim/devices", {"provider": "apns", "count": 2})[
             "devices"
         ]
@@ -72,9 +49,3 @@ def test_two_workers_share_tokens_and_deliveries(tmp_path: Path) -> None:
         assert len(inbox) == 12
         stats = control(endpoints, "GET", "/_sim/stats")["providers"]["apns"]
         assert stats["delivered"] == 12 and stats["Unregistered"] == 12
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()

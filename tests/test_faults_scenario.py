@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ from typing import Any
 from test_faults_wire import FCM_PATH, fcm_body, h2_exchange
 
 from simulator.clock import FakeClock
-from simulator.testing import running_simulator
+from simulator.testing import running_simulator, simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scenarios" / "faults-demo.yaml"
@@ -70,33 +67,13 @@ def test_demo_scenario_same_injections_on_two_runs(tmp_path: Path) -> None:
 
 def test_demo_scenario_real_run_bounded_in_time(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "simulator",
-            "--state-dir",
-            str(state),
-            "--no-tls",
-            "--seed",
-            "7",
-            "--scenario",
-            str(DEMO),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
+    with simulator_process(
+        state,
+        *("--no-tls", "--seed", "7", "--scenario", str(DEMO)),
+        env={"PYTHONUNBUFFERED": "1"},
         stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not (state / "endpoints.json").exists():
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the simulator did not start"
-            time.sleep(0.05)
-        endpoints = json.loads((state / "endpoints.json").read_text())
+        timeout=20,
+    ) as (_, endpoints):
         with urllib.request.urlopen(endpoints["control"] + "/_sim/faults", timeout=5) as r:
             plan = json.loads(r.read())
         states = {f["id"]: f["state"] for f in plan["faults"]}
@@ -108,13 +85,6 @@ def test_demo_scenario_real_run_bounded_in_time(tmp_path: Path) -> None:
         throttled = next(s for s in out.streams.values() if s.status == 429)
         assert json.loads(throttled.body)["error"]["details"][0]["errorCode"] == "QUOTA_EXCEEDED"
         assert int(throttled.headers["retry-after"]) == 1
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def test_bad_scenario_stops_the_simulator_with_where_and_what(tmp_path: Path) -> None:
