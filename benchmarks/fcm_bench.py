@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.request
 from typing import Any
 
@@ -32,19 +31,9 @@ def _bench_module() -> Any:
 
 
 def access_token(token_uri: str, sa: dict[str, Any]) -> str:
-    import jwt
+    from simulator.fcm_testing import signed_assertion
 
-    now = int(time.time())
-    claims = {
-        "iss": sa["client_email"],
-        "scope": "https://www.googleapis.com/auth/firebase.messaging",
-        "aud": sa["token_uri"],
-        "iat": now,
-        "exp": now + 3600,
-    }
-    assertion = jwt.encode(
-        claims, sa["private_key"], algorithm="RS256", headers={"kid": sa["private_key_id"]}
-    )
+    assertion = signed_assertion(sa)
     form = f"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
     req = urllib.request.Request(token_uri, data=form.encode(), method="POST")
     req.add_header("content-type", "application/x-www-form-urlencoded")

@@ -29,7 +29,11 @@ def service_account(sim: SimulatorHandle) -> dict[str, Any]:
 
 
 def assertion(sim: SimulatorHandle, key: str | None = None, **claims: Any) -> str:
-    sa = service_account(sim)
+    return signed_assertion(service_account(sim), key, **claims)
+
+
+def signed_assertion(sa: dict[str, Any], key: str | None = None, **claims: Any) -> str:
+    """The JWT-bearer grant's assertion for service account ``sa`` (``None`` drops a claim)."""
     now = int(time.time())
     body = {
         "iss": sa["client_email"],

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
+from simulator.fcm_testing import signed_assertion
 from simulator.testing import (
     SimulatorHandle,
     apns_credentials,
@@ -187,19 +187,7 @@ def fcm_access_token(
 ) -> tuple[CurlResponse, dict[str, Any]]:
     """The JWT-bearer grant as Google's client libraries send it, through curl."""
     sa: dict[str, Any] = json.loads((sim.state_dir / "fcm" / "service-account.json").read_text())
-    now = int(time.time())
-    assertion = jwt.encode(
-        {
-            "iss": sa["client_email"],
-            "scope": FCM_SCOPE,
-            "aud": sa["token_uri"],
-            "iat": now,
-            "exp": now + 3600,
-        },
-        sa["private_key"],
-        algorithm="RS256",
-        headers={"kid": sa["private_key_id"]},
-    )
+    assertion = signed_assertion(sa)
     r = curl(
         sa["token_uri"],
         flag,
