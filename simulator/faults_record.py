@@ -5,18 +5,17 @@ report can set the injections beside what a sender logged.
 
 Retry-After ground truth: when the simulator answers 429/503 with Retry-After to a scope
 (a device token, a project or a whole provider) it notes the not-before time; a request
-to that scope arriving earlier is a ``retry_after_violation``, except a request that was
-already on the wire when the answer was written (a sender with several requests in flight
-cannot recall them): one read in the same event-loop turn as the answer, or one on another
-connection within ``IN_FLIGHT_GRACE`` seconds of it (connections are not ordered with each
-other). Those count in ``retry_after_in_flight`` instead. On the connection that got the
-answer, a later request is always counted. A request arriving while an outage covers it counts in
-``sends_during_outage``.
+to that scope arriving earlier is a ``retry_after_violation``, except a request arriving
+within ``IN_FLIGHT_GRACE`` seconds of the answer that began the hold: it was, in all
+likelihood, on the wire before the sender could read the answer (a sender with requests in
+flight cannot recall them, and a request written just before the answer is read crosses it
+on the wire). Those count in ``retry_after_in_flight`` instead. A sender that ignores
+Retry-After keeps sending through the whole hold and is counted. A request arriving while
+an outage covers it counts in ``sends_during_outage``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import Counter
 from typing import Any
@@ -25,7 +24,7 @@ from simulator.faults_spec import PROVIDERS
 
 MAX_WINDOW_EVENTS = 10_000
 MAX_CHURN_EVENTS = 100_000
-IN_FLIGHT_GRACE = 0.1
+IN_FLIGHT_GRACE = 0.1  # seconds: a loop turn of a busy sender and of the simulator
 
 
 class RetryAfterLedger:
@@ -37,13 +36,8 @@ class RetryAfterLedger:
         self.honoured: Counter[str] = Counter()
         self.in_flight: Counter[str] = Counter()
         self.has_device_scopes = 0
-        # Scopes answered with Retry-After in the current event-loop turn.
-        self._this_turn: set[tuple[str, str, str]] = set()
-        # When, and on which connection, each hold began.
+        # When (and on which connection) each hold began.
         self._issued: dict[tuple[str, str, str], tuple[float, int | None]] = {}
-
-    def _end_turn(self) -> None:
-        self._this_turn.clear()
 
     def note(
         self,
@@ -57,15 +51,6 @@ class RetryAfterLedger:
         k = (provider, scope, key)
         if now is not None and k not in self.not_before:
             self._issued[k] = (now, conn_id)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None and k not in self.not_before:  # a new hold, not an extension
-            if not self._this_turn:
-                # Runs in the next turn, before anything read after this answer was written.
-                loop.call_soon(self._end_turn)
-            self._this_turn.add(k)
         if self.not_before.get(k, -math.inf) < not_before:
             if k not in self.not_before and scope == "device":
                 self.has_device_scopes += 1
@@ -91,7 +76,7 @@ class RetryAfterLedger:
             if nb is None:
                 continue
             if now < nb:
-                if k in self._this_turn or self._other_conn_in_grace(k, now, conn_id):
+                if self._in_flight(k, now):
                     self.in_flight[provider] += 1
                 else:
                     early = True
@@ -105,13 +90,9 @@ class RetryAfterLedger:
             self.violations[provider] += 1
         return early
 
-    def _other_conn_in_grace(
-        self, k: tuple[str, str, str], now: float, conn_id: int | None
-    ) -> bool:
+    def _in_flight(self, k: tuple[str, str, str], now: float) -> bool:
         issued = self._issued.get(k)
-        if issued is None or conn_id is None or issued[1] is None or issued[1] == conn_id:
-            return False
-        return now - issued[0] <= IN_FLIGHT_GRACE
+        return issued is not None and now - issued[0] <= IN_FLIGHT_GRACE
 
 
 class FaultRecord:

@@ -218,6 +218,7 @@ def test_outage_status_is_each_providers_own_503(sim: SimulatorHandle) -> None:
         assert resp.http_version == "HTTP/2"
         assert resp.status_code == 503 and resp.json() == {"reason": "ServiceUnavailable"}
         assert resp.headers["retry-after"] == "7" and resp.headers["apns-id"]
+        time.sleep(0.15)  # past the grace for requests already in flight
         resp = apns_send(client, dev["token"], provider_token(sim))  # 7 s early: a violation
         assert resp.status_code == 503
     fcm = httpx.post(
@@ -384,6 +385,7 @@ def test_throttle_per_device_token_on_apns_and_early_retries_are_counted(
         assert resp.status_code == 429 and resp.json() == {"reason": "TooManyRequests"}
         assert 1 <= int(resp.headers["retry-after"]) <= 5
         assert apns_send(client, b["token"], jwt_text).status_code == 200  # its own bucket
+        time.sleep(0.15)  # past the grace for requests already in flight
         assert apns_send(client, a["token"], jwt_text).status_code == 429  # came back too early
     assert sim.control("GET", "/_sim/stats")["retry_after_violations"]["apns"] == 1
 

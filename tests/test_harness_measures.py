@@ -292,27 +292,24 @@ def test_reports_say_what_was_measured(tmp_path: Path) -> None:
 
 
 def test_retry_after_ledger_spares_requests_already_in_flight_but_not_later_ones() -> None:
-    """The Retry-After ground truth: a request read in the same event-loop turn as the
-    answer, or on another connection just after it, was on the wire before the sender could
-    know; a request on the answering connection in a later turn is a violation."""
-    import asyncio
-
+    """The Retry-After ground truth: a request arriving just after the answer that began a
+    hold was on the wire before the sender could read it; later ones are violations, and
+    extending a hold does not extend the grace."""
     from simulator.faults_record import IN_FLIGHT_GRACE, RetryAfterLedger
 
-    async def run() -> RetryAfterLedger:
-        ledger = RetryAfterLedger()
-        assert not ledger.check("fcm", None, "p", 10.0, conn_id=1)
-        ledger.note("fcm", "project", "p", 12.0, now=10.0, conn_id=1)
-        assert not ledger.check("fcm", None, "p", 10.001, conn_id=1)  # same turn: in flight
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        # another connection, within the grace: in flight too
-        assert not ledger.check("fcm", None, "p", 10.0 + IN_FLIGHT_GRACE / 2, conn_id=2)
-        assert ledger.check("fcm", None, "p", 10.01, conn_id=1)  # answering connection: early
-        assert ledger.check("fcm", None, "p", 10.0 + IN_FLIGHT_GRACE * 2, conn_id=2)
-        assert not ledger.check("fcm", None, "p", 12.0, conn_id=1)  # waited: honoured
-        return ledger
-
-    ledger = asyncio.run(run())
+    ledger = RetryAfterLedger()
+    g = IN_FLIGHT_GRACE
+    assert not ledger.check("fcm", None, "p", 10.0, conn_id=1)
+    ledger.note("fcm", "project", "p", 12.0, now=10.0, conn_id=1)
+    assert not ledger.check("fcm", None, "p", 10.0 + g / 4, conn_id=1)  # crossed the answer
+    ledger.note("fcm", "project", "p", 12.0 + g / 4, now=10.0 + g / 4, conn_id=1)
+    assert not ledger.check("fcm", None, "p", 10.0 + g / 2, conn_id=2)  # other connection
+    assert ledger.check("fcm", None, "p", 10.0 + g * 1.5, conn_id=1)  # early
+    assert ledger.check("fcm", None, "p", 10.0 + g * 2, conn_id=2)
+    assert not ledger.check("fcm", None, "p", 12.0 + g, conn_id=1)  # waited: honoured
     assert ledger.violations["fcm"] == 2 and ledger.in_flight["fcm"] == 2
     assert ledger.honoured["fcm"] == 1
+    # a new hold later gets its own grace
+    ledger.note("fcm", "project", "p", 20.0, now=18.0, conn_id=1)
+    assert not ledger.check("fcm", None, "p", 18.0 + g / 2, conn_id=1)
+    assert ledger.check("fcm", None, "p", 18.0 + g * 2, conn_id=1)
