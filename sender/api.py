@@ -7,8 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
+from sender.fcm import IidError, OAuthError
+from sender.h2client import H2Error
 from sender.service import Sender
-from sender.validate import ValidationError, device_request, notification_request
+from sender.validate import (
+    ValidationError,
+    device_request,
+    notification_request,
+    topic_subscription_request,
+)
 
 SENDER_KEY = web.AppKey("sender", Sender)
 MAX_BODY = 256 * 1024
@@ -116,6 +123,25 @@ async def post_receipt(request: web.Request) -> web.Response:
     return _json({"status": "recorded"}, 202)
 
 
+async def post_topic_subscribers(request: web.Request) -> web.Response:
+    """``POST /v1/topics/{topic}/subscribers {"tokens": [...]}``: FCM topic subscription."""
+    sender = request.app[SENDER_KEY]
+    try:
+        sub = topic_subscription_request(request.match_info["topic"], await _body(request))
+    except ValidationError as exc:
+        return _error(exc.message, exc.field)
+    try:
+        results = await sender.subscribe(sub.topic, sub.tokens)
+    except LookupError as exc:
+        return _error(str(exc), None, 501)
+    except (IidError, OAuthError, H2Error, OSError, ValueError, KeyError) as exc:
+        return _error(f"FCM topic subscription failed: {exc}"[:300], None, 502)
+    ok = sum(1 for r in results if r["status"] == "subscribed")
+    return _json(
+        {"topic": sub.topic, "subscribed": ok, "failed": len(results) - ok, "results": results}
+    )
+
+
 async def health(request: web.Request) -> web.Response:
     sender = request.app[SENDER_KEY]
     return _json({"status": "ok", "queue_depth": sender.queue_depth})
@@ -135,6 +161,7 @@ def make_app(sender: Sender) -> web.Application:
     app.router.add_post("/v1/notifications", post_notification)
     app.router.add_get("/v1/notifications/{id}", get_notification)
     app.router.add_post("/v1/receipts", post_receipt)
+    app.router.add_post("/v1/topics/{topic}/subscribers", post_topic_subscribers)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/metrics", metrics)
 

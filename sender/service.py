@@ -213,6 +213,24 @@ class Sender:
             self.dispatcher.submit(Job(row, prep, policy))
         return nid, len(rows), False
 
+    async def subscribe(self, topic: str, tokens: tuple[str, ...]) -> list[dict[str, str]]:
+        """Subscribe FCM tokens to a topic; a token FCM reports gone (NOT_FOUND) is pruned."""
+        assert self.dispatcher is not None
+        client = self.dispatcher.clients.get("fcm")
+        subscribe = getattr(client, "subscribe", None)
+        if subscribe is None:
+            raise LookupError("FCM is not configured")
+        errors: list[str] = await subscribe(topic, list(tokens))
+        results: list[dict[str, str]] = []
+        for token, err in zip(tokens, errors, strict=True):
+            if not err:
+                results.append({"token": token, "status": "subscribed"})
+                continue
+            if err == "NOT_FOUND" and self.store.mark_dead("fcm", token, "NOT_FOUND"):
+                self.metrics.pruned.labels("fcm", "NOT_FOUND").inc()
+            results.append({"token": token, "status": "failed", "error": err})
+        return results
+
     def receipt(self, notification_id: str, token: str, event: str) -> bool:
         if not self.outbox.has_delivery_to(notification_id, token):
             return False

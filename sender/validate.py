@@ -222,3 +222,28 @@ def notification_request(body: Any) -> NotificationRequest:
                 TokenTarget(provider, _token(provider, t.get("token"), f"{name}.token"), None, env)
             )
     return NotificationRequest(message, tokens=tuple(out), idempotency_key=idem)
+
+
+MAX_TOPIC_TOKENS = 10_000
+
+
+@dataclass(frozen=True)
+class TopicSubscription:
+    topic: str
+    tokens: tuple[str, ...]
+
+
+def topic_subscription_request(topic: str, body: Any) -> TopicSubscription:
+    """``POST /v1/topics/{topic}/subscribers {"tokens": [FCM registration tokens]}``."""
+    if not _FCM_TOPIC.match(topic):
+        raise ValidationError("topic: expected an FCM topic name ([a-zA-Z0-9-_.~%]+)", "topic")
+    b = _obj(body, "body")
+    tokens = b.get("tokens")
+    if not isinstance(tokens, list) or not tokens:
+        raise ValidationError("tokens: expected a non-empty list of FCM tokens", "tokens")
+    if len(tokens) > MAX_TOPIC_TOKENS:
+        raise ValidationError(f"tokens: at most {MAX_TOPIC_TOKENS} per request", "tokens")
+    for i, t in enumerate(tokens):
+        if not isinstance(t, str) or not t or len(t) > 4096:
+            raise ValidationError(f"tokens[{i}]: expected a non-empty string", f"tokens[{i}]")
+    return TopicSubscription(topic, tuple(dict.fromkeys(tokens)))

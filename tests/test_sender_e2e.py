@@ -510,3 +510,43 @@ async def test_short_lived_apns_provider_tokens_are_renewed_on_fresh_connections
         assert failed.labels("apns", "ExpiredProviderToken")._value.get() <= 10
     got = [c for c in delivered_correlations(sim) if c and c.startswith("jwt-")]
     assert sorted(set(got)) == sorted(f"jwt-{i}" for i in range(n))
+
+
+async def test_topic_subscription_through_the_api_reaches_exactly_the_subscribers(
+    sim: SimulatorHandle, tmp_path: Path
+) -> None:
+    a, b, c, gone = sim.mint("fcm", 4)
+    sim.control("DELETE", f"/_sim/devices/{gone['id']}")
+    async with running_sender(sim, tmp_path / "s.db") as (sender, api):
+        s, doc = await api.call(
+            "POST",
+            "/v1/topics/sport-news/subscribers",
+            {"tokens": [a["token"], b["token"], gone["token"]]},
+        )
+        assert s == 200, doc
+        assert doc["subscribed"] == 2 and doc["failed"] == 1
+        assert doc["results"][2] == {
+            "token": gone["token"],
+            "status": "failed",
+            "error": "NOT_FOUND",
+        }
+        assert sender.store.is_dead("fcm", gone["token"])  # FCM said it is gone: pruned
+        for body, field in (
+            ({"tokens": []}, "tokens"),
+            ({"tokens": ["ok", 5]}, "tokens[1]"),
+            ([], "body"),
+        ):
+            s, err = await api.call("POST", "/v1/topics/sport-news/subscribers", body)
+            assert s == 400 and err["field"] == field
+        s, err = await api.call("POST", "/v1/topics/bad%20topic!/subscribers", {"tokens": ["x"]})
+        assert s == 400 and err["field"] == "topic"
+        s, _ = await api.call(
+            "POST",
+            "/v1/notifications",
+            {"to": {"topic": "sport-news"}, "data": {"correlation_id": "topic-1"}},
+        )
+        assert s == 202
+        assert await sender.dispatcher.drain(10)  # type: ignore[union-attr]
+    assert await wait_for(lambda: inbox_correlations(sim, a["id"]) == ["topic-1"], 5)
+    assert inbox_correlations(sim, b["id"]) == ["topic-1"]
+    assert inbox_correlations(sim, c["id"]) == []
