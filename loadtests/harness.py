@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import yaml
@@ -314,9 +315,51 @@ class Run:
                 f"the sender refused {len(failures)} device registrations, e.g. {failures[0]}"
             )
 
-    def locust_config(self, users: list[dict[str, Any]]) -> Path:
+    async def subscribe_topics(self, users: list[dict[str, Any]]) -> dict[str, list[str]]:
+        """Subscribe half the FCM population to the scenario's topics (round-robin) through
+        ``POST /v1/topics/{topic}/subscribers``; topic id -> subscribed device ids. A sender
+        without that call gets {} (topic sends are then accepted but not judged)."""
+        sc = self.sc
+        if sc.traffic.to.get("topic", 0.0) <= 0 or not sc.traffic.topics:
+            return {}
+        fcm = [d for u in users for d in u["devices"] if d["provider"] == "fcm"]
+        topics = list(sc.traffic.topics)
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for k, dev in enumerate(fcm[::2]):
+            by_topic.setdefault(topics[k % len(topics)], []).append(dev)
+        out: dict[str, list[str]] = {}
+        for topic, devs in by_topic.items():
+            url = f"{self.sender_url}/v1/topics/{quote(topic, safe='')}/subscribers"
+            status: int | str
+            try:
+                async with self.http.post(url, json={"tokens": [d["token"] for d in devs]}) as r:
+                    doc = await r.json(content_type=None) if r.status == 200 else None
+                    status = r.status
+            except (aiohttp.ClientError, ValueError) as exc:
+                doc, status = None, str(exc)
+            if not isinstance(doc, dict):
+                self.progress.say(
+                    f"pushsim run {sc.name}: the sender did not take topic subscriptions "
+                    f"({status}): topic sends are accepted but not judged"
+                )
+                return {}
+            ok = {
+                res.get("token")
+                for res in doc.get("results", [])
+                if isinstance(res, dict) and res.get("status") == "subscribed"
+            }
+            out[topic] = [d["device_id"] for d in devs if d["token"] in ok]
+            for d in devs:
+                if d["token"] in ok:
+                    d["topics"] = [topic]  # the device re-subscribes a rotated token
+        return out
+
+    def locust_config(
+        self, users: list[dict[str, Any]], topic_devices: dict[str, list[str]] | None = None
+    ) -> Path:
         sc = self.sc
         cfg = {
+            "topic_devices": topic_devices or {},
             "run_id": f"{sc.name}{int(time.time()) % 100000}",
             "seed": self.seed,
             "control": self.endpoints["control"],
@@ -549,7 +592,8 @@ class Run:
                 f"registered with "
                 f"{self.sender_url}; load {self.sc.load.shape} for {self.sc.duration:g}s"
             )
-            config = self.locust_config(users)
+            topic_devices = await self.subscribe_topics(users)
+            config = self.locust_config(users, topic_devices)
             metrics_start = await self.sender_metrics()
             await self.arm_faults()
             load_started, load_ended = await self.drive_load(config)

@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from locust import HttpUser, LoadTestShape, constant, constant_throughput, task
 
@@ -63,6 +64,10 @@ for _u in CONFIG.get("users", []):
     for _d in _u["devices"]:
         DEVICES[_d["device_id"]] = dict(_d, user_id=_u["user_id"])
 DEVICE_IDS = sorted(DEVICES)
+# FCM topic -> devices the harness subscribed to it (empty: topic sends are not judged).
+TOPIC_DEVICES: dict[str, list[str]] = {
+    str(k): [str(d) for d in v] for k, v in (CONFIG.get("topic_devices") or {}).items()
+}
 CORR_TO_ID: dict[str, str] = {}
 _lock = threading.Lock()
 
@@ -175,7 +180,9 @@ class AppServerUser(HttpUser):
             dev_ids = list(chosen)
             to = {"tokens": [device_target(DEVICES[d]) for d in chosen]}
         else:
-            to = {"topic": RNG.choice(TRAFFIC.get("topics", ["news"]))}
+            topic = RNG.choice(TRAFFIC.get("topics", ["news"]))
+            dev_ids = list(TOPIC_DEVICES.get(topic, ()))
+            to = {"topic": topic}
         size = pick(TRAFFIC.get("payload", {"small": 1.0}))
         push_type = pick(TRAFFIC.get("push_type", {"alert": 1.0}))
         high = RNG.random() < float(TRAFFIC.get("high_priority", 0.8)) and push_type == "alert"
@@ -288,6 +295,19 @@ class DeviceFleetUser(HttpUser):
                 r.success()
             else:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
+        if ok and dev["provider"] == "fcm" and dev.get("installed", True):
+            for topic in dev.get("topics") or ():
+                # An app subscribes its new token to its topics again.
+                with self.client.post(
+                    f"/v1/topics/{quote(topic, safe='')}/subscribers",
+                    json={"tokens": [dev["token"]]},
+                    name="resubscribe rotated token",
+                    catch_response=True,
+                ) as sr:
+                    if sr.status_code == 200:
+                        sr.success()
+                    else:
+                        sr.failure(f"{sr.status_code}: {sr.text[:200]}")
         REG_LOG.write(
             {
                 "t": started,

@@ -189,6 +189,7 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
 
     events, uninstalled = _device_timelines(gt.feed)
     delivered = lost = excused = 0
+    topic_delivered = topic_deliverable = 0
     lost_examples: list[dict[str, Any]] = []
     lost_corr: set[str] = set()
     delivery_ms: list[float] = []
@@ -196,8 +197,11 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
         t = float(s["t"])
         for dev in s.get("dev") or []:
             key = (corr, str(dev))
+            is_topic = s.get("kind") == "topic"
             if key in delivered_at:
                 delivered += 1
+                topic_delivered += is_topic
+                topic_deliverable += is_topic
                 delivery_ms.append(max(0.0, (delivered_at[key] - t) * 1000))
                 continue
             gone = uninstalled.get(str(dev))
@@ -208,6 +212,7 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
                 excused += 1
                 continue
             lost += 1
+            topic_deliverable += is_topic
             lost_corr.add(corr)
             if len(lost_examples) < 20:
                 lost_examples.append(
@@ -224,6 +229,9 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
     if not deliverable:
         m["delivered_ratio__why"] = "no accepted notification was addressed to a live device"
     m["topic_sends"] = sum(1 for s in accepted if s.get("kind") == "topic")
+    # Topic sends are judged per subscribed device (when the sender could subscribe them).
+    m["topic_deliverable"] = topic_deliverable
+    m["topic_delivered"] = topic_delivered
     for q in (50, 95, 99):
         v = percentile(delivery_ms, q)
         m[f"delivery_latency_p{q}_ms"] = round(v, 2) if v is not None else None

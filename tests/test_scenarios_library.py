@@ -102,3 +102,8 @@ def test_every_bundled_scenario_passes_on_the_reference_sender(tmp_path: Path) -
         report = json.loads((r.out / "report.json").read_text())
         assert report["passed"] is True
         assert (r.out / "junit.xml").exists() and (r.out / "report.html").exists()
+        if r.name == "smoke":
+            # FCM topic sends are judged against the devices subscribed through the sender
+            m = report["measures"]
+            assert m["topic_sends"] > 0 and m["topic_deliverable"] > 0
+            assert m["topic_delivered"] == m["topic_deliverable"]
