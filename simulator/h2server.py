@@ -41,7 +41,9 @@ import h2.settings
 import h11
 import hpack
 import hpack.hpack
+from h2.connection import AllowedStreamIDs, ConnectionInputs, _decode_headers
 from h2.stream import StreamClosedBy
+from hpack.hpack import encode_integer
 from hyperframe.frame import RstStreamFrame
 
 from simulator.clock import Clock, SystemClock
@@ -110,18 +112,89 @@ class _ServerConnection(h2.connection.H2Connection):
 
     def _receive_headers_frame(self, frame: Any) -> Any:
         sid = frame.stream_id
-        if (
-            sid not in self.streams
-            and sid > self.highest_inbound_stream_id
-            and self.open_inbound_streams + 1 > self.local_settings.max_concurrent_streams
-        ):
-            self.decoder.decode(frame.data, raw=True)  # keep the HPACK table in step
-            self.highest_inbound_stream_id = sid
-            self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
-            rst = RstStreamFrame(sid)
-            rst.error_code = h2.errors.ErrorCodes.REFUSED_STREAM
-            return [rst], []
-        return super()._receive_headers_frame(frame)
+        if sid not in self.streams:
+            limit = self.local_settings.max_concurrent_streams
+            # len(self.streams) bounds the open count from above: only when it reaches the
+            # limit is the exact (and costly: a walk over every stream) count needed.
+            if len(self.streams) + 1 > limit and self.open_inbound_streams + 1 > limit:
+                if sid <= self.highest_inbound_stream_id:
+                    return super()._receive_headers_frame(frame)  # h2's own error
+                self.decoder.decode(frame.data, raw=True)  # keep the HPACK table in step
+                self.highest_inbound_stream_id = sid
+                self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+                rst = RstStreamFrame(sid)
+                rst.error_code = h2.errors.ErrorCodes.REFUSED_STREAM
+                return [rst], []
+        # Below the limit: h2's handling minus its second walk over every stream.
+        headers = _decode_headers(self.decoder, frame.data)
+        events = self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
+        stream = self._get_or_create_stream(sid, AllowedStreamIDs(not self.config.client_side))
+        frames, stream_events = stream.receive_headers(
+            headers, "END_STREAM" in frame.flags, self.config.header_encoding
+        )
+        if "PRIORITY" in frame.flags:
+            _, p_events = self._receive_priority_frame(frame)
+            stream_events[0].priority_updated = p_events[0]  # type: ignore[attr-defined]
+            stream_events.extend(p_events)
+        return frames, events + stream_events
+
+
+class _LiteralEncoder:
+    """An HPACK encoder for responses that never uses the dynamic table.
+
+    hpack's encoder searches the tables and maintains the dynamic table for every header
+    of every response; a provider response is a status plus a handful of headers, most
+    of them unique (apns-id), so indexing buys nothing. This one writes ``:status`` from
+    the static table and everything else as a literal without indexing (never indexed
+    where the caller asked for that), which RFC 7541 allows any encoder to do. It honours
+    the peer's SETTINGS_HEADER_TABLE_SIZE by signalling the size update it requires.
+    """
+
+    _STATUS = {b"200": 8, b"204": 9, b"206": 10, b"304": 11, b"400": 12, b"404": 13, b"500": 14}
+
+    def __init__(self) -> None:
+        self._size = 4096
+        self._size_update: int | None = None
+
+    @property
+    def header_table_size(self) -> int:
+        return self._size
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        if value != self._size:
+            self._size = value
+            self._size_update = value
+
+    @staticmethod
+    def _int(value: int, prefix_bits: int, flags: int) -> bytes:
+        encoded = encode_integer(value, prefix_bits)
+        encoded[0] |= flags
+        return bytes(encoded)
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        out = bytearray()
+        if self._size_update is not None:
+            out += self._int(self._size_update, 5, 0x20)
+            self._size_update = None
+        status = self._STATUS
+        for header in headers:
+            name, value = header[0], header[1]
+            if isinstance(name, str):
+                name = name.encode("utf-8")
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            if name == b":status":
+                index = status.get(value)
+                if index is not None:
+                    out.append(0x80 | index)
+                    continue
+                out.append(0x08)  # literal without indexing, name :status (static index 8)
+            else:
+                out.append(0x10 if getattr(header, "indexable", True) is False else 0x00)
+                out += self._int(len(name), 7, 0) + name
+            out += self._int(len(value), 7, 0) + value
+        return bytes(out)
 
 
 _UNIQUE_PER_RESPONSE = frozenset({"apns-id", "apns-unique-id", "location"})
@@ -183,6 +256,7 @@ class ProviderProtocol(asyncio.Protocol):
         self._going_away = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_active = 0.0
+        self._loop_time: Callable[[], float] = lambda: 0.0
         self._batching = False  # responses queued while handling one read are written once
 
     # -- connection lifecycle -------------------------------------------------
@@ -288,13 +362,16 @@ class ProviderProtocol(asyncio.Protocol):
 
     def _arm_idle(self) -> None:
         """Note activity; one timer per connection checks the deadline (no per-request timers)."""
+        if self._idle_handle is not None:  # the common case: a timer is already armed
+            self._last_active = self._loop_time()
+            return
         timeout = self.listener.options.idle_timeout
         if not timeout:
             return
         loop = asyncio.get_running_loop()
+        self._loop_time = loop.time
         self._last_active = loop.time()
-        if self._idle_handle is None:
-            self._idle_handle = loop.call_later(timeout, self._idle_expired)
+        self._idle_handle = loop.call_later(timeout, self._idle_expired)
 
     def _idle_expired(self) -> None:
         self._idle_handle = None
@@ -315,9 +392,7 @@ class ProviderProtocol(asyncio.Protocol):
         self.mode = "h2"
         self.info.http_version = "2"
         conn = _ServerConnection(config=_H2_CONFIG)
-        # Literal (non-Huffman) response headers: valid HPACK, a few bytes larger, and no
-        # pure-Python Huffman encoding of a fresh apns-id on every response.
-        conn.encoder.encode = functools.partial(conn.encoder.encode, huffman=False)  # type: ignore[method-assign]
+        conn.encoder = _LiteralEncoder()  # type: ignore[assignment]
         opts = self.listener.options
         conn.local_settings = h2.settings.Settings(
             client=False,
