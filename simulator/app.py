@@ -121,6 +121,8 @@ class Simulator:
 
     async def start(self) -> dict[str, str]:
         self.faults.begin()  # the run clock starts now
+        # a file left by a killed run would announce ports nobody listens on
+        (self.state_dir / "endpoints.json").unlink(missing_ok=True)
         planned: list[FaultSpec] = load_fault_file(self.scenario_path) if self.scenario_path else []
         self.creds = creds = ensure_credentials(self.state_dir, self.seed)
         self.ssl_context = server_ssl_context(creds) if self.tls else None

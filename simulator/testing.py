@@ -154,6 +154,7 @@ def simulator_process(
     ``timeout`` passes first), yields the process and its endpoints, and stops it with
     SIGTERM (then SIGKILL after 10 s) on exit.
     """
+    (state_dir / "endpoints.json").unlink(missing_ok=True)  # only the new process's file counts
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulator.cli", "simulator", "--state-dir", str(state_dir), *args],
         cwd=ROOT,
