@@ -790,6 +790,11 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
     requests_dir = options.out / "requests"
     if requests_dir.exists():
         shutil.rmtree(requests_dir)
+    # an out directory used before: the last run's ready file, endpoints and outbox would be
+    # taken for this run's (a dead sender's URL, a dead simulator's ports, old notifications)
+    for stale in ("sender.ready", "sender.db", "sender.db-wal", "sender.db-shm"):
+        (options.out / stale).unlink(missing_ok=True)
+    (options.out / "simulator" / "endpoints.json").unlink(missing_ok=True)
     with ProcessGroup() as procs:
         runner = Run(scenario, options, procs)
         return asyncio.run(runner.main())
