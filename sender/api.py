@@ -42,7 +42,7 @@ async def _body(request: web.Request) -> Any:
         raise ValidationError("body: expected a JSON object", "body")
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValidationError(f"body: invalid JSON ({exc.args[0]})", "body") from exc
 
 

@@ -70,7 +70,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

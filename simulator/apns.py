@@ -160,7 +160,7 @@ class ApnsCore:
             return self.error(413, "PayloadTooLarge", apns_id)
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.error(400, "BadPayload", apns_id)
         if type(payload) is not dict:
             return self.error(400, "BadPayload", apns_id)

@@ -229,7 +229,7 @@ async def _body(request: web.Request) -> dict[str, Any] | None:
     try:
         raw = await request.read()
         data = json.loads(raw) if raw else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

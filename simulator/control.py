@@ -32,7 +32,7 @@ async def read_json(request: web.Request) -> Any:
     try:
         raw = await request.read()
         return json.loads(raw) if raw else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": f"body is not valid JSON: {exc}"}),
             content_type="application/json",

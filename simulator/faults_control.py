@@ -35,7 +35,7 @@ async def apply_faults(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
         body: Any = json.loads(raw) if raw else None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         return bad_request(f"body is not valid JSON: {exc}")
     if body is None:
         return bad_request('expected a fault object, a list of faults, or {"faults": [...]}')

@@ -89,7 +89,7 @@ def path_token(provider: str, path: str) -> str | None:
 def fcm_token(body: bytes) -> str | None:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return None
     msg = doc.get("message") if isinstance(doc, dict) else None
     token = msg.get("token") if isinstance(msg, dict) else None

@@ -165,7 +165,7 @@ class FcmCore:
             return permission_denied(project)
         try:
             body = json.loads(req.body) if req.body else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             self.stats.count(PROVIDER, "INVALID_ARGUMENT")
             return bad_json("Invalid JSON payload received. Unexpected token.")
         if not isinstance(body, dict):

@@ -36,7 +36,7 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw) if raw else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

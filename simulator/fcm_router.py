@@ -104,7 +104,7 @@ class FcmRouter:
             return grant
         try:
             body: Any = json.loads(req.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return _iid_error(400, "InvalidJson")
         if not isinstance(body, dict):
             return _iid_error(400, "InvalidJson")

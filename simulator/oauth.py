@@ -164,7 +164,7 @@ def _form(req: Request) -> dict[str, str]:
     if ctype.startswith("application/json"):
         try:
             obj = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise _Problem("invalid_request", "Invalid JSON payload received.") from exc
         if not isinstance(obj, dict):
             raise _Problem("invalid_request", "Invalid JSON payload received.")

@@ -406,7 +406,7 @@ class WebPushCore:
                 if text[:1] in ("{", "["):
                     try:
                         entry["payload"] = json.loads(text)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         pass
                 corr = find_correlation(entry["payload"])
                 if corr:
