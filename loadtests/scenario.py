@@ -65,6 +65,8 @@ def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
+    except RecursionError as exc:
+        raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
     lines: dict[str, int] = {}
 
     def walk(n: yaml.Node | None, path: str) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -93,6 +94,16 @@ def main(args: argparse.Namespace) -> int:
     if err:
         print(f"pushsim sender: {err}", file=sys.stderr)
         return 2
+    if not 0 <= args.port <= 65535:
+        print(f"pushsim sender: --port: expected 0-65535, got {args.port}", file=sys.stderr)
+        return 2
+    if not 0 < args.deadline < float("inf"):  # also refuses nan
+        print(
+            f"pushsim sender: --deadline: expected a positive number of seconds, "
+            f"got {args.deadline}",
+            file=sys.stderr,
+        )
+        return 2
     if not (args.simulator / "endpoints.json").is_file():
         print(
             f"pushsim sender: --simulator: no endpoints.json in {args.simulator}"
@@ -100,9 +111,38 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        endpoints = json.loads((args.simulator / "endpoints.json").read_text())
+    except (OSError, ValueError) as exc:
+        print(
+            f"pushsim sender: --simulator: {args.simulator / 'endpoints.json'}: "
+            f"expected the simulator's JSON endpoints file: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    if not isinstance(endpoints, dict):
+        print(
+            f"pushsim sender: --simulator: {args.simulator / 'endpoints.json'}: "
+            "expected a JSON object",
+            file=sys.stderr,
+        )
+        return 2
+    if args.db is not None and args.db.is_dir():
+        print(f"pushsim sender: --db: expected a file, {args.db} is a directory", file=sys.stderr)
+        return 2
+    if args.ready_file is not None and not args.ready_file.parent.is_dir():
+        print(
+            f"pushsim sender: --ready-file: expected a file in an existing directory, "
+            f"{args.ready_file.parent} does not exist",
+            file=sys.stderr,
+        )
+        return 2
     install_uvloop()
     try:
         asyncio.run(_serve(args))
+    except sqlite3.Error as exc:
+        print(f"pushsim sender: --db: cannot open the database: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"pushsim sender: cannot listen: {exc}", file=sys.stderr)
         return 1

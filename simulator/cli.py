@@ -88,6 +88,12 @@ def main_simulator(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 64:
         print(f"pushsim simulator: --workers: expected 1-64, got {args.workers}", file=sys.stderr)
         return 2
+    if args.state_dir.exists() and not args.state_dir.is_dir():
+        print(
+            f"pushsim simulator: --state-dir: expected a directory, {args.state_dir} is a file",
+            file=sys.stderr,
+        )
+        return 2
     if args.scenario is not None and not args.scenario.is_file():
         print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
         return 2
@@ -121,8 +127,13 @@ def main_simulator(args: argparse.Namespace) -> int:
             await serve(sim, stop)
 
     install_uvloop()
+    from simulator.state_lock import StateDirInUse
+
     try:
         asyncio.run(runner())
+    except StateDirInUse as exc:
+        print(f"pushsim simulator: --state-dir: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"pushsim simulator: cannot listen: {exc}", file=sys.stderr)
         return 1

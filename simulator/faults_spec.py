@@ -525,17 +525,19 @@ def load_fault_file(path: Path) -> list[FaultSpec]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FaultSpecError(source, "file", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise FaultSpecError(source, "file", f"expected UTF-8 text: {exc.reason}") from exc
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, ValueError) as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)
-        raise FaultSpecError(
-            source,
-            "file",
-            f"expected valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}",
-            line,
-        ) from exc
+        # one line: PyYAML's own text spans several, with the offending source quoted
+        problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
+        raise FaultSpecError(source, "file", f"expected valid {kind}: {problem}", line) from exc
+    except RecursionError as exc:
+        raise FaultSpecError(source, "file", f"expected valid {kind}: nested too deeply") from exc
     if data is None:
         return []
     if not isinstance(data, Mapping):
