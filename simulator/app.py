@@ -37,6 +37,7 @@ from simulator.faults_runtime import FaultRuntime
 from simulator.faults_spec import FaultSpec, load_fault_file
 from simulator.fcm_router import build_fcm
 from simulator.h2server import Listener, ListenerOptions
+from simulator.state_lock import StateDirLock
 from simulator.stats import Stats
 from simulator.webpush import WebPushConfig
 from simulator.webpush_service import install_webpush
@@ -86,6 +87,7 @@ class Simulator:
         self.ssl_context: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
         self.control_port = 0
+        self.state_lock = StateDirLock(self.state_dir)
         # The fault plan (simulator.faults*): the gate in front of every core, the record,
         # and the auth rules the cores read (see simulator.faults_auth).
         self.auth_policy = AuthPolicy()
@@ -121,7 +123,8 @@ class Simulator:
 
     async def start(self) -> dict[str, str]:
         self.faults.begin()  # the run clock starts now
-        # a file left by a killed run would announce ports nobody listens on
+        self.state_lock.acquire()  # StateDirInUse while another simulator serves this DIR
+        # holding the lock, any endpoints.json here was left by a killed run: ports nobody uses
         (self.state_dir / "endpoints.json").unlink(missing_ok=True)
         planned: list[FaultSpec] = load_fault_file(self.scenario_path) if self.scenario_path else []
         self.creds = creds = ensure_credentials(self.state_dir, self.seed)
@@ -178,6 +181,7 @@ class Simulator:
             (self.state_dir / "endpoints.json").unlink()
         except FileNotFoundError:
             pass
+        self.state_lock.release()
 
     # -- device side ----------------------------------------------------------------
 
