@@ -209,8 +209,15 @@ def line_chart(
     height: int = 240,
 ) -> str:
     left, right, top, bottom = 56, 16, 28, 34
-    pw, ph = width - left - right, height - top - bottom
+    pw = width - left - right
     x_max = max(x_max, 1.0)
+    lanes = fault_lanes(faults, x_max, pw)
+    strip = len(set(lanes)) * LANE_H + (4 if lanes else 0)
+    top += (
+        strip  # each fault gets a labelled bar in a lane above the plot; the plot keeps its height
+    )
+    height += strip
+    ph = height - top - bottom
     y_step = _nice_max(max((y for _, pts in series for _, y in pts), default=0.0) * 1.05 / 4)
     y_top = 4 * y_step
 
@@ -224,17 +231,26 @@ def line_chart(
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">'
     ]
     parts.append(f'<text x="{left}" y="17" class="ct">{html.escape(title)}</text>')
-    for f in faults:
-        x0, x1 = sx(float(f.get("start_s", 0.0))), sx(float(f.get("end_s", 0.0)))
+    for f, lane in zip(faults, lanes, strict=True):
+        start, end = _window(f, x_max)
+        x0, x1 = sx(start), sx(end)
+        w = max(2.0, x1 - x0)
         color = FAULT_COLORS.get(str(f.get("kind")), "#e5e7eb")
+        label = html.escape(_fault_label(f))
+        tip = f"<title>{label}: {_secs(start)} to {_secs(end)}</title>"
         parts.append(
-            f'<rect x="{x0:.1f}" y="{top}" width="{max(2.0, x1 - x0):.1f}" height="{ph}" fill="{color}" opacity="0.7">'
-            f"<title>{html.escape(str(f.get('kind')))} {html.escape(str(f.get('provider', '')))}</title></rect>"
+            f'<rect x="{x0:.1f}" y="{top}" width="{w:.1f}" height="{ph}" fill="{color}" opacity="0.4">{tip}</rect>'
         )
+        ly = 26 + lane * LANE_H
         parts.append(
-            f'<text x="{x0 + 3:.1f}" y="{top + 12}" class="fl">{html.escape(str(f.get("kind")))} '
-            f"{html.escape(str(f.get('provider', '')))}</text>"
+            f'<rect x="{x0:.1f}" y="{ly}" width="{w:.1f}" height="{LANE_H - 3}" rx="2" fill="{color}">{tip}</rect>'
         )
+        if x0 + 3 + _label_width(label) <= left + pw:
+            parts.append(f'<text x="{x0 + 3:.1f}" y="{ly + 9}" class="fl">{label}</text>')
+        else:  # near the right edge: the label ends where the bar ends
+            parts.append(
+                f'<text x="{x0 + w - 3:.1f}" y="{ly + 9}" class="fl" text-anchor="end">{label}</text>'
+            )
     for i in range(5):
         yv = y_top * i / 4
         y = sy(yv)
@@ -242,11 +258,12 @@ def line_chart(
         parts.append(
             f'<text x="{left - 6}" y="{y + 4:.1f}" class="ax" text-anchor="end">{yv:.{_decimals(y_step)}f}</text>'
         )
-    ticks = 10
-    for i in range(ticks + 1):
-        xv = x_max * i / ticks
+    x_step = _nice_max(x_max / 10)  # round seconds: 0s 2s 4s ..., not 0s 2s 4s 5s 7s
+    for i in range(int(x_max / x_step + 1e-9) + 1):
+        xv = x_step * i
         parts.append(
-            f'<text x="{sx(xv):.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">{xv:.0f}s</text>'
+            f'<text x="{sx(xv):.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">'
+            f"{xv:.{_decimals(x_step)}f}s</text>"
         )
     if marker is not None and 0 < marker < x_max:
         mx = sx(marker)
@@ -258,8 +275,9 @@ def line_chart(
             f'<text x="{left + pw / 2:.0f}" y="{top + ph / 2:.0f}" class="ax" text-anchor="middle">'
             "no data: the sender does not expose these metrics</text>"
         )
-    lx = left + pw
-    for i, (name, pts) in enumerate(series):
+    labels = [f"{name}{' (' + unit + ')' if unit else ''}" for name, _ in series]
+    lx = left + pw - sum(8 + 7 * len(label) + 14 for label in labels)  # legend in series order
+    for i, (_, pts) in enumerate(series):
         color = COLORS[i % len(COLORS)]
         if pts:
             coords: list[str] = []
@@ -272,12 +290,72 @@ def line_chart(
             parts.append(
                 f'<polyline points="{" ".join(coords)}" fill="none" stroke="{color}" stroke-width="2"/>'
             )
-        label = f"{name}{' (' + unit + ')' if unit else ''}"
-        lx -= 8 + 7 * len(label) + 14
+        label = labels[i]
+        lx += 8
         parts.append(f'<rect x="{lx:.0f}" y="8" width="10" height="10" fill="{color}"/>')
         parts.append(f'<text x="{lx + 14:.0f}" y="17" class="ax">{html.escape(label)}</text>')
+        lx += 7 * len(label) + 14
     parts.append("</svg>")
     return "".join(parts)
+
+
+LANE_H = 14  # height of one row of fault labels above a chart
+LABEL_CHAR_W = 5.6  # width of a character of a fault label (10 px system-ui), in SVG units
+
+
+def _fault_label(f: dict[str, Any]) -> str:
+    return f"{f.get('kind')} {f.get('provider', '')}".strip()
+
+
+def _label_width(label: str) -> float:
+    return LABEL_CHAR_W * len(label)
+
+
+def _window(f: dict[str, Any], x_max: float) -> tuple[float, float]:
+    """A fault's window in seconds since the load started, clipped to the chart."""
+    start = f.get("start_s")
+    end = f.get("end_s")
+    s = max(0.0, float(start)) if isinstance(start, (int, float)) else 0.0
+    e = min(x_max, float(end)) if isinstance(end, (int, float)) else x_max  # open: to the end
+    return s, max(s, e)
+
+
+def fault_lanes(faults: list[dict[str, Any]], x_max: float, plot_width: float) -> list[int]:
+    """The row each fault's labelled bar goes in, so that no two bars or labels overlap.
+
+    Greedy interval partitioning over what each fault occupies on the x axis: its window
+    or its label, whichever reaches further right. Returns one lane index per fault, in
+    the order given."""
+    x_max = max(x_max, 1.0)
+    order = sorted(range(len(faults)), key=lambda i: _window(faults[i], x_max)[0])
+    lane_ends: list[float] = []  # per lane, where its last bar or label ends (SVG units)
+    lanes = [0] * len(faults)
+    for i in order:
+        start, end = _window(faults[i], x_max)
+        x0 = plot_width * start / x_max
+        x1 = plot_width * end / x_max
+        label_end = x0 + 3 + _label_width(_fault_label(faults[i]))
+        if label_end > plot_width:  # drawn right-aligned at the bar's end instead
+            x0 = min(x0, x1 - 3 - _label_width(_fault_label(faults[i])))
+            label_end = x1
+        reach = max(x1, label_end) + 6
+        for lane, lane_end in enumerate(lane_ends):
+            if lane_end <= x0:
+                lane_ends[lane] = reach
+                lanes[i] = lane
+                break
+        else:
+            lanes[i] = len(lane_ends)
+            lane_ends.append(reach)
+    return lanes
+
+
+def _secs(v: Any) -> str:
+    """Seconds for a reader: "12.3s", never "-0.0s" (a window opened as the load started)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "-"
+    text = f"{float(v):.1f}"
+    return ("0.0" if text == "-0.0" else text) + "s"
 
 
 def _decimals(step: float) -> int:
@@ -408,7 +486,7 @@ def render_html(doc: dict[str, Any]) -> str:
     fault_rows = (
         "".join(
             f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('provider', '')))}</td>"
-            f"<td>{_num(f.get('start_s'))}s - {_num(f.get('end_s'))}s</td><td>{_num(f.get('count'))}</td></tr>"
+            f"<td>{_secs(f.get('start_s'))} &ndash; {_secs(f.get('end_s'))}</td><td>{_num(f.get('count'))}</td></tr>"
             for f in faults
         )
         or "<tr><td colspan='4' class='muted'>no faults injected</td></tr>"
@@ -444,7 +522,7 @@ seed {run.get("seed", "?")} · {time.strftime("%Y-%m-%d %H:%M:%S", time.localtim
 <h2>Objectives</h2>
 <table><tr><th></th><th>objective</th><th>measured</th><th>required</th></tr>{"".join(rows)}</table>
 <h2>Over time</h2>
-<div class="muted">Seconds since the load started; shaded bands are injected faults.</div>
+<div class="muted">Seconds since the load started; shaded bands are injected faults, each labelled in a row above the chart (hover for its window).</div>
 {"".join(charts)}
 <h2>Faults injected</h2>
 <table><tr><th>kind</th><th>provider</th><th>window</th><th>count</th></tr>{fault_rows}</table>

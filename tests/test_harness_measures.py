@@ -18,7 +18,14 @@ from loadtests.measures import (
     series,
 )
 from loadtests.objectives import Objective, judge
-from loadtests.report import junit_xml, render_html, summary_text, write_all
+from loadtests.report import (
+    fault_lanes,
+    junit_xml,
+    line_chart,
+    render_html,
+    summary_text,
+    write_all,
+)
 from loadtests.scenario import loads
 from loadtests.template import render
 
@@ -289,6 +296,47 @@ def test_reports_say_what_was_measured(tmp_path: Path) -> None:
     assert "[FAIL] max_lost" in text
     assert junit_xml("x", []).count("<testsuite") == 1
     assert "<svg" in render_html(doc)
+
+
+def test_overlapping_fault_windows_get_their_own_label_rows() -> None:
+    """Labels of overlapping windows must not run together: each overlapping fault gets its
+    own row above the chart, a later fault reuses a row that is free again, and a window
+    that opened as the load started reads 0.0s, not -0.0s."""
+    faults: list[dict[str, Any]] = [
+        {"kind": "latency", "provider": "any", "start_s": -0.02, "end_s": 14.0, "count": 9},
+        {"kind": "errors", "provider": "fcm", "start_s": 0.0, "end_s": 14.0, "count": 3},
+        {"kind": "outage", "provider": "apns", "start_s": 0.5, "end_s": 4.0, "count": 5},
+        {"kind": "throttle", "provider": "webpush", "start_s": 6.0, "end_s": 9.0, "count": 1},
+    ]
+    lanes = fault_lanes(faults, 16.0, 828)
+    assert len(set(lanes[:3])) == 3  # all three overlap at 0.5-4 s
+    assert lanes[3] == lanes[2]  # the outage row is free again by 6 s
+    svg = line_chart("t", [("a", [(1.0, 1.0)])], 16.0, faults)
+    assert svg.count('class="fl"') == 4 and "latency any" in svg and "outage apns" in svg
+    label_rows = {el.get("y") for el in ET.fromstring(svg).iter("text") if el.get("class") == "fl"}
+    assert len(label_rows) == 3
+    doc = {
+        "scenario": {"name": "x", "description": "", "load": "steady", "duration_s": 16},
+        "measures": {},
+        "series": {
+            "bucket_s": 1.0,
+            "sent": [1] * 16,
+            "delivered": [],
+            "errors": [],
+            "api_p50_ms": [],
+            "api_p99_ms": [],
+            "retries": [],
+            "queue_depth": [],
+            "rejected_at": [],
+            "pruned_at": [],
+        },
+        "faults": faults,
+        "objectives": [],
+        "passed": True,
+        "generated_at": T0,
+    }
+    page = render_html(doc)
+    assert "-0.0s" not in page and "0.0s &ndash; 14.0s" in page
 
 
 def test_retry_after_ledger_spares_requests_already_in_flight_but_not_later_ones() -> None:
