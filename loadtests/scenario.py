@@ -63,7 +63,7 @@ def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = (getattr(exc, "problem", None) or str(exc)).splitlines()[0]  # one line
         raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
     except RecursionError as exc:
         raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
@@ -87,8 +87,13 @@ def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
     walk(node, "")
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
-        raise ScenarioError(source, None, "", f"not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # composed, but not constructible: an unknown !tag
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = (getattr(exc, "problem", None) or str(exc)).splitlines()[0]
+        raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
+    except RecursionError as exc:
+        raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
     return data, lines
 
 

@@ -535,6 +535,7 @@ def load_fault_file(path: Path) -> list[FaultSpec]:
         line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)
         # one line: PyYAML's own text spans several, with the offending source quoted
         problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
+        problem = problem.splitlines()[0]
         raise FaultSpecError(source, "file", f"expected valid {kind}: {problem}", line) from exc
     except RecursionError as exc:
         raise FaultSpecError(source, "file", f"expected valid {kind}: nested too deeply") from exc
