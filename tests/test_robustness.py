@@ -70,8 +70,11 @@ def connect(
     return raw
 
 
-def exchange(sock: socket.socket, data: bytes, wait: float = 1.0) -> tuple[bytes, bool]:
-    """Send ``data``; read until the server closes or ``wait`` passes. (bytes read, closed)."""
+def exchange(
+    sock: socket.socket, data: bytes, wait: float = 1.0, until: bytes | None = None
+) -> tuple[bytes, bool]:
+    """Send ``data``; read until the server closes, ``until`` arrives or ``wait`` passes.
+    Returns (bytes read, closed)."""
     try:
         sock.sendall(data)
     except OSError:
@@ -89,6 +92,8 @@ def exchange(sock: socket.socket, data: bytes, wait: float = 1.0) -> tuple[bytes
         if not chunk:
             return out, True
         out += chunk
+        if until is not None and until in out:
+            return out, False
     return out, False
 
 
@@ -299,7 +304,7 @@ H11_GARBAGE: dict[str, tuple[bytes, bytes]] = {
 def test_broken_http11(rsim: SimulatorHandle, name: str) -> None:
     payload, expect = H11_GARBAGE[name]
     with connect(rsim, alpn=["http/1.1"]) as sock:
-        data, closed = exchange(sock, payload)
+        data, closed = exchange(sock, payload, until=b"\r\n\r\n")
     if name == "header block too large" and closed and not data:
         # The 431 is written and the connection closed while the client is still sending:
         # the unread bytes make the kernel reset the connection, which can discard the 431.
@@ -320,7 +325,7 @@ def test_ten_megabyte_body_gets_payload_too_large(rsim: SimulatorHandle) -> None
             f"authorization: bearer {apns_provider_token(rsim.state_dir)}\r\n"
             f"content-length: {len(body)}\r\n\r\n"
         ).encode()
-        data, _closed = exchange(sock, head + body, wait=5.0)
+        data, _closed = exchange(sock, head + body, wait=10.0, until=b"PayloadTooLarge")
     assert data.startswith(b"HTTP/1.1 413") and b"PayloadTooLarge" in data
     assert_still_serving(rsim)
 
