@@ -83,7 +83,7 @@ class ApnsService:
                 idle_timeout=DEFAULT_IDLE_TIMEOUT,
                 idle_debug_data=IDLE_DEBUG,
                 shutdown_debug_data=SHUTDOWN_DEBUG,
-                reuse_port=True,  # ``--workers N`` binds the same port from N processes
+                reuse_port=sim.share_ports,  # ``--workers N`` binds one port from N processes
             )
             for env in ("production", "sandbox")
         }

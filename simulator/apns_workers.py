@@ -88,6 +88,7 @@ class _WorkerSim:
         self.registry = MirrorRegistry()
         self.online_hooks: dict[str, Any] = {}
         self.control_extensions: list[Any] = []
+        self.share_ports = True  # a worker binds the main process's APNs ports
 
 
 def worker_main(
@@ -324,6 +325,7 @@ class WorkerPool:
 
 async def serve_with_workers(sim: Any, stop: asyncio.Event, workers: int) -> None:
     """Like :func:`simulator.app.serve`, with ``workers - 1`` extra APNs processes."""
+    sim.share_ports = True  # the APNs listeners bind with SO_REUSEPORT for the workers
     await sim.start()
     pool = WorkerPool(sim, workers)
     try:

@@ -79,6 +79,9 @@ class Simulator:
         self.registry = DeviceRegistry(self.clock, random.Random(self.rng.random()))
         self.listeners: dict[str, Listener] = {}
         self.control_extensions: list[Callable[[web.Application], None]] = []
+        # SO_REUSEPORT on the APNs listeners, only for ``--workers N`` (otherwise a second
+        # simulator on the same fixed ports would share them instead of failing to bind)
+        self.share_ports = False
         self.online_hooks: dict[str, Callable[[Device], None]] = {}
         self.webpush_config = WebPushConfig()  # flavour, rate, lifetime: see simulator.webpush
         self.endpoints: dict[str, str] = {}
