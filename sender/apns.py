@@ -203,7 +203,7 @@ class ApnsProvider(ApnsClient):
         req = prep.cache.get("apns")
         if req is None:
             req = prep.cache["apns"] = apns_request(
-                prep.message, self.creds.bundle_id, prep.created_at
+                prep.message, self.creds.bundle_id, prep.created_at, prep.cache.get("apns_payload")
             )
         target = job.row.target
         sandbox = target is not None and target.get("environment") == "sandbox"

@@ -77,6 +77,10 @@ class ProviderLane:
     sends_while_open: int = 0
     gate: ProviderGate = field(default_factory=ProviderGate)
     serial: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # This provider's children of the per-delivery metrics (labels() looked up once).
+    sent: Any = None
+    delivered: Any = None
+    latency: Any = None
 
 
 class Dispatcher:
@@ -112,8 +116,13 @@ class Dispatcher:
                 ),
                 TokenBucket(clock, lim.rate, lim.burst),
             )
+        for provider, lane in self.lanes.items():
+            lane.sent = metrics.sent.labels(provider)
+            lane.delivered = metrics.delivered.labels(provider)
+            lane.latency = metrics.latency.labels(provider)
         self.device_holds = DeviceHolds()
         self.open_jobs = 0
+        metrics.queue_depth.set_function(lambda: self.open_jobs)  # read when scraped
         self._idle = asyncio.Event()
         self._idle.set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -152,7 +161,6 @@ class Dispatcher:
     def submit(self, job: Job, delay: float = 0.0) -> None:
         self.open_jobs += 1
         self._idle.clear()
-        self.metrics.queue_depth.set(self.open_jobs)
         if delay > 0:
             self._later(delay, job)
         else:
@@ -171,7 +179,6 @@ class Dispatcher:
 
     def _finished(self) -> None:
         self.open_jobs -= 1
-        self.metrics.queue_depth.set(self.open_jobs)
         if self.open_jobs <= 0:
             self.open_jobs = 0
             self._idle.set()
@@ -264,7 +271,7 @@ class Dispatcher:
                 return
             finally:
                 job.before_send = None
-            self.metrics.sent.labels(row.provider).inc()
+            lane.sent.inc()
             answered = self.clock.monotonic()
             elapsed = answered - started
             hold = hold_for(row.provider, status, outcome, answered)
@@ -286,7 +293,7 @@ class Dispatcher:
             lane.gate.release(generation, success)
             if serial is not None:
                 serial.release()
-        self.metrics.latency.labels(row.provider).observe(elapsed)
+        lane.latency.observe(elapsed)
         row.attempts += 1
         reason = outcome.reason or ("ok" if outcome.kind is Kind.DELIVERED else outcome.kind.value)
         self.outbox.record_attempt(row.id, self.clock.time(), status, reason, elapsed * 1000)
@@ -340,7 +347,7 @@ class Dispatcher:
         p = row.provider
         if kind is Kind.DELIVERED:
             lane.breaker.on_success()
-            self.metrics.delivered.labels(p).inc()
+            lane.delivered.inc()
             self.store.mark_success(p, row.token)
             row.status = "delivered"
             self.outbox.update(row.id, "delivered", row.attempts, 0.0, None, outcome.message_id)

@@ -1,10 +1,16 @@
 """The durable outbox: accepted notifications are on disk before the API answers 202.
 
 Writes are group-committed: :meth:`Outbox.accept` queues the rows and awaits the next
-flush, which runs every ``flush_interval`` seconds (or at once when a batch is full) and
-writes everything pending -- new notifications, delivery state changes, attempt records,
-receipts -- in one SQLite transaction (WAL mode). Committed data survives a killed process;
-on restart :meth:`Outbox.unfinished` returns the deliveries still owed (at-least-once).
+flush, which runs ``flush_interval`` seconds after the first pending accept (or at once when
+a batch is full) and writes everything pending -- new notifications, delivery state
+changes, attempt records, receipts -- in one SQLite transaction (WAL mode). Committed data
+survives a killed process; on restart :meth:`Outbox.unfinished` returns the deliveries
+still owed (at-least-once).
+
+Nobody waits on delivery outcomes, attempt records and receipts, so alone they are
+flushed every ``record_interval`` seconds (they also ride along with any accept's commit).
+A crash loses at most the records of that last window, never an accepted notification:
+a delivery whose outcome was lost is still open on disk and is sent again on restart.
 """
 
 from __future__ import annotations
@@ -95,12 +101,14 @@ class Outbox:
         clock: Clock,
         *,
         flush_interval: float = 0.002,
+        record_interval: float = 0.05,
         max_batch: int = 2000,
         before_commit: Callable[[], None] | None = None,
     ) -> None:
         self.conn = conn
         self.clock = clock
         self.flush_interval = flush_interval
+        self.record_interval = max(flush_interval, record_interval)
         self.max_batch = max_batch
         self.before_commit = before_commit
         conn.executescript(SCHEMA)
@@ -112,7 +120,8 @@ class Outbox:
         self._attempts: list[tuple[Any, ...]] = []
         self._receipts: list[tuple[Any, ...]] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None  # the next flush, when scheduled
+        self._handle_at = 0.0  # loop time the scheduled flush runs at (0: this turn)
         self.idempotency: dict[str, str] = {}
         self.commits = 0
         self.closed = False
@@ -145,7 +154,7 @@ class Outbox:
             self.idempotency[n.idempotency_key] = n.id
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
-        self._schedule(len(self._new_notifications) >= self.max_batch)
+        self._schedule(len(self._new_notifications) >= self.max_batch, self.flush_interval)
         await fut
 
     def update(
@@ -165,28 +174,42 @@ class Outbox:
             provider_message_id,
             delivery_id,
         )
-        self._schedule(False)
+        if self._handle is None:
+            self._schedule(False, self.record_interval)
 
     def record_attempt(
         self, delivery_id: int, at: float, status_code: int | None, reason: str, latency_ms: float
     ) -> None:
         self._attempts.append((delivery_id, at, status_code, reason, round(latency_ms, 3)))
-        self._schedule(False)
+        if self._handle is None:
+            self._schedule(False, self.record_interval)
 
     def record_receipt(self, notification_id: str, token: str, event: str) -> None:
         self._receipts.append((notification_id, token, event, self.clock.time()))
-        self._schedule(False)
+        if self._handle is None:
+            self._schedule(False, self.record_interval)
 
-    def _schedule(self, now: bool) -> None:
+    def _schedule(self, now: bool, delay: float) -> None:
+        """Flush at once (``now``), or within ``delay`` seconds (an earlier flush already
+        scheduled stands; a later one is brought forward)."""
         if self.closed:
             return
+        loop = asyncio.get_running_loop()
         if now:
             if self._handle is not None:
+                if self._handle_at == 0.0:
+                    return  # already due in this loop turn
                 self._handle.cancel()
-                self._handle = None
-            asyncio.get_running_loop().call_soon(self.flush)
-        elif self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(self.flush_interval, self.flush)
+            self._handle = loop.call_soon(self.flush)
+            self._handle_at = 0.0
+            return
+        at = loop.time() + delay
+        if self._handle is not None:
+            if self._handle_at <= at:
+                return
+            self._handle.cancel()
+        self._handle = loop.call_at(at, self.flush)
+        self._handle_at = at
 
     def flush(self) -> None:
         """Commit everything pending in one transaction and wake the waiters."""

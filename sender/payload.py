@@ -134,7 +134,10 @@ def apns_payload(msg: Message) -> bytes:
     return compact(payload)
 
 
-def apns_request(msg: Message, bundle_id: str, now: float) -> ApnsRequest:
+def apns_request(
+    msg: Message, bundle_id: str, now: float, payload: bytes | None = None
+) -> ApnsRequest:
+    """Headers and body of an APNs request (``payload``: :func:`apns_payload`, if built)."""
     push_type = msg.apns.push_type or ("alert" if msg.title or msg.body else "background")
     topic = msg.apns.topic or bundle_id + _TOPIC_SUFFIX.get(push_type, "")
     if msg.apns.priority is not None:
@@ -155,7 +158,7 @@ def apns_request(msg: Message, bundle_id: str, now: float) -> ApnsRequest:
     collapse = msg.apns.collapse_id or msg.collapse_key
     if collapse:
         headers.append((b"apns-collapse-id", collapse.encode()))
-    return ApnsRequest(tuple(headers), apns_payload(msg), push_type)
+    return ApnsRequest(tuple(headers), apns_payload(msg) if payload is None else payload, push_type)
 
 
 def apns_limit(msg: Message) -> int:

@@ -158,12 +158,19 @@ class Sender:
         return targets
 
     @staticmethod
-    def check_size(req: NotificationRequest, providers: set[str]) -> None:
-        """Refuse payloads over a provider's limit here rather than at the provider."""
+    def check_size(
+        req: NotificationRequest, providers: set[str], cache: dict[str, Any] | None = None
+    ) -> None:
+        """Refuse payloads over a provider's limit here rather than at the provider.
+
+        The bodies built to measure go into ``cache`` (a :class:`Prepared` cache) for the
+        provider clients to reuse."""
         msg = req.message
         where = "data" if msg.data else "notification"
+        cache = {} if cache is None else cache
         if "apns" in providers:
-            size, limit = len(apns_payload(msg)), apns_limit(msg)
+            payload = cache["apns_payload"] = apns_payload(msg)
+            size, limit = len(payload), apns_limit(msg)
             if size > limit:
                 raise ValidationError(
                     f"APNs payload is {size} bytes, over the {limit}-byte limit", where
@@ -176,7 +183,8 @@ class Sender:
                     f"FCM message is {size} bytes, over the {limit}-byte limit", where
                 )
         if "webpush" in providers:
-            size = len(webpush_plaintext(msg))
+            plaintext = cache["webpush"] = webpush_plaintext(msg)
+            size = len(plaintext)
             if size > WEBPUSH_PLAINTEXT_LIMIT:
                 raise ValidationError(
                     f"Web Push payload is {size} bytes, over the {WEBPUSH_PLAINTEXT_LIMIT}-byte"
@@ -192,7 +200,8 @@ class Sender:
             if existing is not None:
                 return existing, -1, True
         targets = self._targets(req)
-        self.check_size(req, {p for p, _, _ in targets})
+        cache: dict[str, Any] = {}
+        self.check_size(req, {p for p, _, _ in targets}, cache)
         now = self.clock.time()
         nid = uuid.uuid4().hex
         deadline = now + self.config.deadline
@@ -207,7 +216,7 @@ class Sender:
         )
         await self.outbox.accept(n, rows)
         self.metrics.accepted.inc()
-        prep = Prepared(nid, req.message, now, deadline)
+        prep = Prepared(nid, req.message, now, deadline, cache)
         policy = self.dispatcher.retry
         for row in rows:
             self.dispatcher.submit(Job(row, prep, policy))

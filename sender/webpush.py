@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import hmac
 import os
 import ssl
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sender.classify import Kind, Outcome, classify_webpush, transport_failure
 from sender.h2client import ConnectionLost, H2Error, H2Pool
@@ -43,7 +45,38 @@ def b64url(data: bytes) -> str:
 
 
 def _hkdf(salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
-    return HKDF(hashes.SHA256(), length, salt, info).derive(ikm)
+    """RFC 5869 HKDF-SHA256 for outputs of at most one hash (32 bytes): extract, then one
+    expand block. Two C-level HMACs, without building a KDF object per derivation."""
+    prk = hmac.digest(salt, ikm, "sha256")
+    return hmac.digest(prk, info + b"\x01", "sha256")[:length]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionKeys:
+    """A subscription's decoded keys: parsed once per subscription, not per message."""
+
+    ua_public: bytes
+    ua_key: ec.EllipticCurvePublicKey
+    auth_secret: bytes
+    key_info_prefix: bytes  # "WebPush: info" 0x00 || ua_public
+
+
+@functools.lru_cache(maxsize=8192)
+def subscription_keys(p256dh: str, auth: str) -> SubscriptionKeys:
+    """Decode and validate a subscription's ``p256dh`` point and ``auth`` secret (cached)."""
+    ua_public = b64url_decode(p256dh)
+    auth_secret = b64url_decode(auth)
+    ua_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), ua_public)
+    return SubscriptionKeys(ua_public, ua_key, auth_secret, b"WebPush: info\x00" + ua_public)
+
+
+_CURVE = ec.SECP256R1()
+_ECDH = ec.ECDH()
+_X962 = serialization.Encoding.X962
+_UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint
+_HEADER_TAIL = struct.pack("!IB", RECORD_SIZE, 65)
+_CEK_INFO = b"Content-Encoding: aes128gcm\x00\x01"
+_NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
 
 
 def encrypt(
@@ -54,21 +87,31 @@ def encrypt(
     salt: bytes | None = None,
     private_key: ec.EllipticCurvePrivateKey | None = None,
 ) -> bytes:
-    """RFC 8291 aes128gcm: one record, header salt || rs || idlen || as_public."""
-    ua_public = b64url_decode(p256dh)
-    auth_secret = b64url_decode(auth)
+    """RFC 8291 aes128gcm: one record, header salt || rs || idlen || as_public.
+
+    Each message gets a fresh ephemeral key and salt (the ECDH is the real cost); the
+    subscription's point is parsed once (:func:`subscription_keys`), and the three HKDF
+    derivations are plain HMACs (cek and nonce share one pseudorandom key).
+    """
+    keys = subscription_keys(p256dh, auth)
     salt = salt if salt is not None else os.urandom(16)
-    as_private = private_key or ec.generate_private_key(ec.SECP256R1())
-    as_public = as_private.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    ua_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), ua_public)
-    ecdh_secret = as_private.exchange(ec.ECDH(), ua_key)
-    ikm = _hkdf(auth_secret, ecdh_secret, b"WebPush: info\x00" + ua_public + as_public, 32)
-    cek = _hkdf(salt, ikm, b"Content-Encoding: aes128gcm\x00", 16)
-    nonce = _hkdf(salt, ikm, b"Content-Encoding: nonce\x00", 12)
+    as_private = private_key or ec.generate_private_key(_CURVE)
+    as_public = as_private.public_key().public_bytes(_X962, _UNCOMPRESSED)
+    ecdh_secret = as_private.exchange(_ECDH, keys.ua_key)
+    ikm = _hkdf(keys.auth_secret, ecdh_secret, keys.key_info_prefix + as_public, 32)
+    prk = hmac.digest(salt, ikm, "sha256")
+    cek = hmac.digest(prk, _CEK_INFO, "sha256")[:16]
+    nonce = hmac.digest(prk, _NONCE_INFO, "sha256")[:12]
     ciphertext = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)
-    return salt + struct.pack("!IB", RECORD_SIZE, len(as_public)) + as_public + ciphertext
+    return b"".join((salt, _HEADER_TAIL, as_public, ciphertext))
+
+
+@functools.lru_cache(maxsize=8192)
+def split_endpoint(endpoint: str) -> tuple[str, str, str]:
+    """(scheme, origin, path with query) of a push endpoint, parsed once per endpoint."""
+    parts = urlsplit(endpoint)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, f"{parts.scheme}://{parts.netloc}", path
 
 
 class Vapid:
@@ -143,24 +186,25 @@ class WebPushProvider:
 
     async def deliver(self, job: Job) -> tuple[Outcome, int | None]:
         endpoint = job.row.token
-        parts = urlsplit(endpoint)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        scheme, origin, path = split_endpoint(endpoint)
         try:
             body = self._body(job)
         except (KeyError, ValueError) as exc:
             return Outcome(Kind.PERMANENT, f"bad subscription keys: {exc}"), None
-        headers = [
-            (b"authorization", self.vapid.header(origin)),
-            (b"content-encoding", b"aes128gcm"),
-            (b"content-type", b"application/octet-stream"),
-            *webpush_headers(job.prepared.message),
-        ]
+        cache = job.prepared.cache
+        message_headers = cache.get("webpush_headers")
+        if message_headers is None:
+            message_headers = cache["webpush_headers"] = [
+                (b"content-encoding", b"aes128gcm"),
+                (b"content-type", b"application/octet-stream"),
+                *webpush_headers(job.prepared.message),
+            ]
+        headers = [(b"authorization", self.vapid.header(origin)), *message_headers]
         status: int
         resp_body: bytes
         retry_after: str | None
         try:
-            if origin in self.http1_origins or parts.scheme != "https":
+            if origin in self.http1_origins or scheme != "https":
                 if job.before_send is not None:
                     job.before_send()
                 status, resp_body, retry_after = await self._post_h1(endpoint, headers, body)
