@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -69,6 +70,9 @@ async def _serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
+    # What is loaded by now (modules, clients, credentials) lives for the whole run: keep it
+    # out of the cyclic collector's full passes, which otherwise walk it under load.
+    gc.freeze()
     port = runner.addresses[0][1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}"
