@@ -728,16 +728,19 @@ def fault_windows(body: Any) -> list[dict[str, Any]]:
         if not isinstance(end, (int, float)):
             end = start
         absolute = start > 1_000_000_000
-        out.append(
-            {
-                "kind": str(it.get("kind", it.get("type", "fault"))),
-                "provider": str(it.get("provider", "")),
-                "start": float(start),
-                "end": float(end),
-                "absolute": absolute,
-                "count": it.get("count", it.get("injected")),
-            }
-        )
+        window: dict[str, Any] = {
+            "kind": str(it.get("kind", it.get("type", "fault"))),
+            "provider": str(it.get("provider", "")),
+            "start": float(start),
+            "end": float(end),
+            "absolute": absolute,
+            "count": it.get("count", it.get("injected")),
+        }
+        # What sets it apart from another fault of its kind (churn action, outage mode,
+        # throttle scope): two ``token_churn any`` windows otherwise read the same.
+        if isinstance(it.get("variant"), str) and it["variant"]:
+            window["variant"] = it["variant"]
+        out.append(window)
     return out
 
 

@@ -304,7 +304,8 @@ LABEL_CHAR_W = 5.6  # width of a character of a fault label (10 px system-ui), i
 
 
 def _fault_label(f: dict[str, Any]) -> str:
-    return f"{f.get('kind')} {f.get('provider', '')}".strip()
+    label = f"{f.get('kind')} {f.get('provider', '')}".strip()
+    return f"{label} ({f['variant']})" if f.get("variant") else label
 
 
 def _label_width(label: str) -> float:
@@ -486,10 +487,11 @@ def render_html(doc: dict[str, Any]) -> str:
     fault_rows = (
         "".join(
             f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('provider', '')))}</td>"
+            f"<td>{html.escape(str(f.get('variant', '')))}</td>"
             f"<td>{_secs(f.get('start_s'))} &ndash; {_secs(f.get('end_s'))}</td><td>{_num(f.get('count'))}</td></tr>"
             for f in faults
         )
-        or "<tr><td colspan='4' class='muted'>no faults injected</td></tr>"
+        or "<tr><td colspan='5' class='muted'>no faults injected</td></tr>"
     )
     measures_rows = "".join(
         f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_num(v, 3))}</td></tr>"
@@ -525,7 +527,7 @@ seed {run.get("seed", "?")} · {time.strftime("%Y-%m-%d %H:%M:%S", time.localtim
 <div class="muted">Seconds since the load started; shaded bands are injected faults, each labelled in a row above the chart (hover for its window).</div>
 {"".join(charts)}
 <h2>Faults injected</h2>
-<table><tr><th>kind</th><th>provider</th><th>window</th><th>count</th></tr>{fault_rows}</table>
+<table><tr><th>kind</th><th>provider</th><th>mode</th><th>window</th><th>count</th></tr>{fault_rows}</table>
 {lost_html}
 <h2>All measures</h2>
 <table><tr><th>measure</th><th>value</th></tr>{measures_rows}</table>

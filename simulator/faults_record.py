@@ -20,11 +20,38 @@ import math
 from collections import Counter
 from typing import Any
 
-from simulator.faults_spec import PROVIDERS
+from simulator.faults_spec import (
+    PROVIDERS,
+    Auth,
+    Errors,
+    FaultSpec,
+    Latency,
+    Outage,
+    Throttle,
+    TokenChurn,
+)
 
 MAX_WINDOW_EVENTS = 10_000
 MAX_CHURN_EVENTS = 100_000
 IN_FLIGHT_GRACE = 0.1  # seconds: a loop turn of a busy sender and of the simulator
+
+
+def fault_variant(spec: FaultSpec) -> str:
+    """What sets a fault apart from another of its kind and provider, for timelines and
+    reports: the churn action, the outage or auth mode, the throttle scope and rate, the
+    latency distribution, the error share (``token_churn any (reinstall)``)."""
+    p = spec.params
+    if isinstance(p, TokenChurn):
+        return p.action
+    if isinstance(p, Outage | Auth):
+        return p.mode
+    if isinstance(p, Throttle):
+        return f"{p.scope} {p.rate:g}/s"
+    if isinstance(p, Latency):
+        return p.distribution
+    if isinstance(p, Errors):
+        return f"{p.probability * 100:g}%"
+    return ""
 
 
 class RetryAfterLedger:
@@ -125,8 +152,10 @@ class FaultRecord:
         event: str,
         detail: str = "",
         planned_end: float | None = None,
+        variant: str = "",
     ) -> None:
-        """A window opened or closed (``at`` in run seconds)."""
+        """A window opened or closed (``at`` in run seconds); ``variant``: see
+        :func:`fault_variant`."""
         w = self.fault_windows.get(fault_id)
         if event == "opened" and w is None:
             w = self.fault_windows[fault_id] = {
@@ -137,6 +166,8 @@ class FaultRecord:
                 "end": None,
                 "planned_end": None if planned_end is None else round(planned_end, 6),
             }
+            if variant:
+                w["variant"] = variant
         elif event == "closed" and w is not None and w["end"] is None:
             w["end"] = round(at, 6)
         if len(self.events) >= MAX_WINDOW_EVENTS:
@@ -149,6 +180,8 @@ class FaultRecord:
             "provider": provider,
             "event": event,
         }
+        if variant:
+            entry["variant"] = variant
         if detail:
             entry["detail"] = detail
         self.events.append(entry)

@@ -25,7 +25,7 @@ from simulator.faults_auth import (
     AuthPolicy,
 )
 from simulator.faults_gate import FaultGate
-from simulator.faults_record import FaultRecord
+from simulator.faults_record import FaultRecord, fault_variant
 from simulator.faults_spec import FaultSpec, Outage
 from simulator.h2server import Listener
 from simulator.stats import Stats
@@ -143,7 +143,9 @@ class FaultRuntime:
 
     def _window(self, at: float, f: ActiveFault, event: str, detail: str = "") -> None:
         end = None if math.isinf(f.end) else f.end
-        self.record.window(at, f.id, f.kind, f.spec.provider, event, detail, end)
+        self.record.window(
+            at, f.id, f.kind, f.spec.provider, event, detail, end, fault_variant(f.spec)
+        )
 
     def rearm(self) -> float:
         """Restart the run clock now (e.g. at the start of load); windows count from here.
