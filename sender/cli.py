@@ -1,4 +1,9 @@
-"""``pushsim sender``: serve the reference sender's API."""
+"""``pushsim sender``: serve the reference sender's API.
+
+The providers and credentials come from a running simulator's state directory
+(``--simulator DIR``) or from an explicit config file (``--config FILE``, format in
+:mod:`sender.config`); flags given here win over the file's ``sender:`` settings.
+"""
 
 from __future__ import annotations
 
@@ -11,24 +16,37 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from sender.config import SenderConfig
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--simulator",
         type=Path,
-        required=True,
         metavar="DIR",
         help="simulator state directory (endpoints.json and credentials)",
+    )
+    source.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="sender config (YAML or JSON): provider URLs and credentials, db, deadline",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
     parser.add_argument(
-        "--db", type=Path, default=None, help="SQLite database (default DIR/sender.db)"
+        "--db",
+        type=Path,
+        default=None,
+        help="SQLite database (default DIR/sender.db, or the config's sender.db)",
     )
     parser.add_argument(
         "--ready-file", type=Path, default=None, help='write {"url", "pid"} here once listening'
@@ -36,13 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deadline",
         type=float,
-        default=300.0,
-        help="seconds after acceptance before a delivery is dead-lettered",
+        default=None,
+        help="seconds after acceptance before a delivery is dead-lettered (default 300)",
     )
     parser.add_argument(
         "--durability",
         choices=("process", "power"),
-        default="process",
+        default=None,
         help="process: survive a killed sender (default); power: fsync every commit",
     )
 
@@ -53,18 +71,28 @@ def _write_ready(path: Path, url: str) -> None:
     os.replace(tmp, path)
 
 
-async def _serve(args: argparse.Namespace) -> None:
+def load_config(args: argparse.Namespace) -> SenderConfig:
+    """The sender's config from ``--simulator`` or ``--config``, with the flags applied;
+    :class:`ConfigError` names the file and field that cannot be used."""
+    from sender.config import from_config_file, from_simulator_dir
+
+    overrides: dict[str, Any] = {}
+    if args.deadline is not None:
+        overrides["deadline"] = args.deadline
+    if args.durability is not None:
+        overrides["synchronous"] = "FULL" if args.durability == "power" else "NORMAL"
+    if args.config is not None:
+        if args.db is not None:
+            overrides["db_path"] = args.db
+        return from_config_file(args.config, **overrides)
+    db = args.db or args.simulator / "sender.db"
+    return from_simulator_dir(args.simulator, db, **overrides)
+
+
+async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
     from sender.api import make_app
-    from sender.config import from_simulator_dir
     from sender.service import Sender
 
-    db = args.db or args.simulator / "sender.db"
-    config = from_simulator_dir(
-        args.simulator,
-        db,
-        deadline=args.deadline,
-        synchronous="FULL" if args.durability == "power" else "NORMAL",
-    )
     sender = Sender(config)
     runner = web.AppRunner(make_app(sender), access_log=None, handle_signals=False)
     await runner.setup()
@@ -101,33 +129,17 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"pushsim sender: --port: expected 0-65535, got {args.port}", file=sys.stderr)
         return 2
-    if not 0 < args.deadline < float("inf"):  # also refuses nan
+    if args.deadline is not None and not 0 < args.deadline < float("inf"):  # and nan
         print(
             f"pushsim sender: --deadline: expected a positive number of seconds, "
             f"got {args.deadline}",
             file=sys.stderr,
         )
         return 2
-    if not (args.simulator / "endpoints.json").is_file():
+    if args.simulator is not None and not (args.simulator / "endpoints.json").is_file():
         print(
             f"pushsim sender: --simulator: no endpoints.json in {args.simulator}"
             " (is the simulator running?)",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        endpoints = json.loads((args.simulator / "endpoints.json").read_text())
-    except (OSError, ValueError) as exc:
-        print(
-            f"pushsim sender: --simulator: {args.simulator / 'endpoints.json'}: "
-            f"expected the simulator's JSON endpoints file: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    if not isinstance(endpoints, dict):
-        print(
-            f"pushsim sender: --simulator: {args.simulator / 'endpoints.json'}: "
-            "expected a JSON object",
             file=sys.stderr,
         )
         return 2
@@ -141,9 +153,16 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from sender.config import ConfigError
+
+    try:
+        config = load_config(args)
+    except ConfigError as exc:
+        print(f"pushsim sender: {exc}", file=sys.stderr)
+        return 2
     install_uvloop()
     try:
-        asyncio.run(_serve(args))
+        asyncio.run(_serve(args, config))
     except sqlite3.Error as exc:
         print(f"pushsim sender: --db: cannot open the database: {exc}", file=sys.stderr)
         return 1

@@ -60,14 +60,13 @@ class Sender:
 
     def _build_clients(self) -> dict[str, ProviderClient]:
         cfg = self.config
-        ctx = client_ssl_context(cfg.ca_file)
         clients: dict[str, ProviderClient] = {}
-        if cfg.apns is not None:
+        if cfg.apns is not None and cfg.apns_url:
             clients["apns"] = ApnsProvider(
                 cfg.apns_url,
                 cfg.apns,
                 self.clock,
-                ctx,
+                client_ssl_context(cfg.ca_for("apns")),
                 max_connections=cfg.limits["apns"].max_connections,
                 sandbox_url=cfg.apns_sandbox_url,
             )
@@ -78,7 +77,7 @@ class Sender:
                 cfg.fcm_url,
                 cfg.fcm_service_account,
                 self.clock,
-                ctx,
+                client_ssl_context(cfg.ca_for("fcm")),
                 max_connections=cfg.limits["fcm"].max_connections,
             )
         if cfg.vapid and _has("sender.webpush"):
@@ -87,9 +86,9 @@ class Sender:
             clients["webpush"] = WebPushProvider(
                 cfg.vapid,
                 self.clock,
-                ctx,
+                client_ssl_context(cfg.ca_for("webpush")),
                 max_connections=cfg.limits["webpush"].max_connections,
-                ca_file=cfg.ca_file,
+                ca_file=cfg.ca_for("webpush"),
             )
         return clients
 
@@ -157,6 +156,22 @@ class Sender:
                 targets.append((t.provider, t.token, None))
         return targets
 
+    def _check_enabled(self, req: NotificationRequest) -> None:
+        """Refuse explicit targets of a provider this sender has no configuration for."""
+        enabled = self.config.enabled
+        if len(enabled) == 3:
+            return
+        if req.topic is not None and "fcm" not in enabled:
+            raise ValidationError(
+                "to.topic: fcm is not configured on this sender (topics are FCM's)", "to.topic"
+            )
+        for i, t in enumerate(req.tokens):
+            if t.provider not in enabled:
+                name = f"to.tokens[{i}].provider"
+                raise ValidationError(
+                    f"{name}: {t.provider} is not configured on this sender", name
+                )
+
     @staticmethod
     def check_size(
         req: NotificationRequest, providers: set[str], cache: dict[str, Any] | None = None
@@ -199,6 +214,7 @@ class Sender:
             existing = self.outbox.find_idempotent(req.idempotency_key)
             if existing is not None:
                 return existing, -1, True
+        self._check_enabled(req)
         targets = self._targets(req)
         cache: dict[str, Any] = {}
         self.check_size(req, {p for p, _, _ in targets}, cache)
