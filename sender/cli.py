@@ -105,6 +105,9 @@ async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}"
     print(f"pushsim sender listening on {url}", flush=True)
+    off = [p for p in ("apns", "fcm", "webpush") if p not in config.enabled]
+    if off:
+        print(f"pushsim sender: not configured (refused): {', '.join(off)}", flush=True)
     if sender.recovered:
         print(f"pushsim sender: resumed {sender.recovered} unfinished deliveries", flush=True)
     if args.ready_file is not None:
