@@ -41,18 +41,10 @@ from simulator.state_lock import StateDirLock
 from simulator.stats import Stats
 from simulator.webpush import WebPushConfig
 from simulator.webpush_service import install_webpush
-from simulator.wire import Action, Request, json_response
 
 log = logging.getLogger("pushsim.simulator")
 
 LISTENER_ORDER = ("apns", "apns_sandbox", "fcm", "webpush")
-
-
-class NotFoundHandler:
-    """A listener whose provider core is not wired: every request is 404."""
-
-    def handle(self, request: Request) -> Action:
-        return json_response(404, b'{"error":"not found"}')
 
 
 class Simulator:
