@@ -78,7 +78,7 @@ def describe(sc: Scenario) -> str:
     faults = len(sc.faults) if isinstance(sc.faults, list) else (1 if sc.faults else 0)
     return (
         f"{sc.source}: ok: {sc.name}: {pop} devices for {sc.population.users} users; "
-        f"{sc.load.shape} load, {sc.load.users} users x {sc.load.rate_per_user:g}/s "
+        f"{sc.load.shape} load, {sc.load.users} users x {sc.load.rate_text()} "
         f"for {sc.duration:g}s; "
         f"{faults} fault(s); objectives: {objs}"
     )

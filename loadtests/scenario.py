@@ -23,6 +23,7 @@ from loadtests.objectives import CATALOG, Objective
 
 PROVIDERS = ("apns", "fcm", "webpush")
 SHAPES = ("steady", "ramp", "spike")
+UNLIMITED = ("unlimited", "max", "no-wait")  # load.rate_per_user: no waits between requests
 TOP_LEVEL = (
     "name",
     "description",
@@ -114,7 +115,7 @@ class Population:
 class LoadShape:
     shape: str
     users: int  # steady users; ramp end; spike base
-    rate_per_user: float  # notifications per second per app-server user
+    rate_per_user: float  # notifications per second per app-server user; 0.0: unlimited (no waits)
     spawn_rate: float
     from_users: int = 1  # ramp start
     spike_users: int = 0
@@ -130,6 +131,10 @@ class LoadShape:
         if self.shape == "spike" and self.spike_at <= t < self.spike_at + self.spike_for:
             return self.spike_users
         return self.users
+
+    def rate_text(self) -> str:
+        """Each user's rate as a person reads it: '5/s' or 'unlimited (no waits)'."""
+        return f"{self.rate_per_user:g}/s" if self.rate_per_user > 0 else "unlimited (no waits)"
 
     def peak_users(self) -> int:
         return max(self.users, self.from_users, self.spike_users)
@@ -310,6 +315,20 @@ class _Check:
         return out
 
 
+def _rate(check: _Check, value: Any) -> float:
+    """``load.rate_per_user``: notifications per second per user, or ``unlimited`` (no waits:
+    each user sends its next request as soon as the last one is answered). 0.0 means unlimited."""
+    if isinstance(value, str) and value.strip().lower() in UNLIMITED:
+        return 0.0
+    try:
+        return check.number(value, "load.rate_per_user", minimum=0.01)
+    except ScenarioError as exc:
+        raise check.fail(
+            "load.rate_per_user",
+            f"expected a number at least 0.01 or 'unlimited', got {_show(value)}",
+        ) from exc
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -453,7 +472,7 @@ def validate(
     load = LoadShape(
         shape=shape,
         users=lusers,
-        rate_per_user=check.number(ld.get("rate_per_user", 5), "load.rate_per_user", minimum=0.01),
+        rate_per_user=_rate(check, ld.get("rate_per_user", 5)),
         spawn_rate=check.number(
             ld.get("spawn_rate", max(1, lusers)), "load.spawn_rate", minimum=0.1
         ),
