@@ -22,6 +22,7 @@ import aiohttp
 import yaml
 
 from loadtests import PACKAGE_DIR
+from loadtests.cpu import CpuSampler, busy_levels, cpu_series, verdict
 from loadtests.measures import GroundTruth, compute, parse_prometheus, series
 from loadtests.objectives import Verdict, judge
 from loadtests.processes import ProcessGroup, wait_for_file
@@ -56,6 +57,7 @@ class RunResult:
     series: dict[str, Any]
     faults: list[dict[str, Any]]
     info: dict[str, Any] = field(default_factory=dict)
+    cpu: dict[str, Any] = field(default_factory=dict)  # where the time went (see loadtests.cpu)
 
     @property
     def passed(self) -> bool:
@@ -117,6 +119,15 @@ class Run:
         self.session: aiohttp.ClientSession | None = None
         self.metric_samples: list[tuple[float, dict[str, float]]] = []
         self.info: dict[str, Any] = {}
+        self.cpu = CpuSampler(self.running_children, {"pushsim run": os.getpid()})
+
+    def running_children(self) -> dict[str, int]:
+        """The run's child processes still running, by name (each leads its process group)."""
+        return {
+            name: proc.pid
+            for name, proc in list(self.procs.children.items())
+            if proc.poll() is None
+        }
 
     # -- HTTP helpers ---------------------------------------------------------------
 
@@ -596,10 +607,14 @@ class Run:
             config = self.locust_config(users, topic_devices)
             metrics_start = await self.sender_metrics()
             await self.arm_faults()
-            load_started, load_ended = await self.drive_load(config)
-            self.progress.done()
-            await self.drain()
-            self.progress.done()
+            self.cpu.start()
+            try:
+                load_started, load_ended = await self.drive_load(config)
+                self.progress.done()
+                await self.drain()
+                self.progress.done()
+            finally:
+                self.cpu.stop()
             ended = time.time()
             metrics_end = await self.sender_metrics()
             if metrics_end is not None:
@@ -641,8 +656,14 @@ class Run:
         measures = compute(gt)
         measures["reregistrations"] = len(registrations)
         measures["token_events"] = len(feed)
+        cpu = self.where_the_time_went(load_started, load_ended)
+        measures["simulator_cpu_pct"] = cpu["verdict"]["simulator_pct"]
+        measures["simulator_cpu_share"] = cpu["verdict"]["simulator_share"]
         verdicts = judge(self.sc.objectives, measures)
         ser = series(gt)
+        ser["cpu"] = cpu_series(
+            self.cpu.samples, load_started, len(ser["sent"]), float(ser.get("bucket_s", 1.0))
+        )
         faults = [f for f in faults if not f["absolute"] or f["end"] >= load_started - 1]
         for f in faults:
             f["start_s"] = f["start"] - load_started if f.get("absolute") else f["start"]
@@ -660,7 +681,18 @@ class Run:
             seed=self.seed,
             target=self.opt.target,
         )
-        return RunResult(self.sc, self.out, measures, verdicts, ser, faults, self.info)
+        return RunResult(self.sc, self.out, measures, verdicts, ser, faults, self.info, cpu)
+
+    def where_the_time_went(self, load_started: float, load_ended: float) -> dict[str, Any]:
+        levels = busy_levels(self.cpu.samples, load_started, load_ended)
+        return {
+            "available": self.cpu.available,
+            "cores": self.cpu.cores,
+            "interval_s": self.cpu.interval,
+            "unit": "% of one core",
+            "levels": levels,
+            "verdict": verdict(levels, self.cpu.cores),
+        }
 
     async def arm_faults(self) -> None:
         """Start the fault timeline now, at the start of load.

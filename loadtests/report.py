@@ -70,8 +70,72 @@ def summary_text(doc: dict[str, Any]) -> str:
         lines.append(
             f"  lost: {ex['correlation_id']} to device {ex['device_id']} (notification {ex.get('id')})"
         )
+    cpu_line = _cpu_summary(doc.get("cpu") or {})
+    if cpu_line:
+        lines.append(f"  cpu         {cpu_line}")
     lines.append(f"  report      {doc['outputs']['html']}")
     return "\n".join(lines)
+
+
+def _cpu_summary(cpu: dict[str, Any]) -> str:
+    """Where the time went, in one line: the verdict, then every process's peak."""
+    v = cpu.get("verdict") or {}
+    if not v:
+        return ""
+    levels = cpu.get("levels") or {}
+    busiest = sorted(
+        ((n, lv) for n, lv in levels.items() if n != "machine total"),
+        key=lambda kv: -float(kv[1].get("peak", 0.0)),
+    )
+    split = ", ".join(f"{n} {float(lv['peak']):.0f}%" for n, lv in busiest)
+    return f"{v.get('text')}" + (f" [peak % of one core: {split}]" if split else "")
+
+
+def _chart_name(name: str) -> str:
+    return name.replace("locust-worker-", "worker ").replace("locust-master", "master")
+
+
+def cpu_section(doc: dict[str, Any], x_max: float, faults: list[dict[str, Any]]) -> str:
+    """The "where the time went" chart, verdict and table (CPU % of one core per process)."""
+    cpu = doc.get("cpu") or {}
+    ser = doc["series"]
+    bucket = float(ser.get("bucket_s", 1.0))
+    rows_by_name: dict[str, list[Any]] = ser.get("cpu") or {}
+    order = sorted(rows_by_name, key=lambda n: (_ROLE_ORDER.get(n.split("-")[0], 9), n))
+    chart = line_chart(
+        f"CPU per process (% of one core; {cpu.get('cores', '?')} cores)",
+        [(_chart_name(n), _pts(rows_by_name[n], bucket)) for n in order],
+        x_max,
+        faults,
+        marker=ser.get("load_end_s"),
+        empty="no CPU samples: sampling reads Linux /proc",
+    )
+    v = cpu.get("verdict") or {}
+    levels = cpu.get("levels") or {}
+    share = v.get("simulator_share")
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{float(lv['mean']):.0f}%</td><td>{float(lv['peak']):.0f}%</td></tr>"
+        for n, lv in sorted(levels.items(), key=lambda kv: -float(kv[1].get("peak", 0.0)))
+    )
+    cls = "bad" if v.get("bottleneck") == "simulator" else "ok"
+    sim = v.get("simulator_pct")
+    sim_line = (
+        f"<p><span class='{cls}'>Simulator: {float(sim):.0f}% of a core at its busiest"
+        + (f", {float(share) * 100:.0f}% of the CPU the run used" if share is not None else "")
+        + "</span> &mdash; pushsim's simulator must never be what limits a test.</p>"
+        if sim is not None
+        else ""
+    )
+    return (
+        "<h2>Where the time went</h2>"
+        f"<p><b>{html.escape(str(v.get('text', 'no CPU samples')))}</b></p>{sim_line}"
+        f"{chart}"
+        "<table><tr><th>process</th><th>mean CPU during load</th><th>busiest quarter</th></tr>"
+        f"{rows or '<tr><td colspan=3 class=muted>no samples</td></tr>'}</table>"
+    )
+
+
+_ROLE_ORDER = {"simulator": 0, "sender": 1, "locust": 2, "pushsim run": 3}
 
 
 def build_doc(result: Any) -> dict[str, Any]:
@@ -93,6 +157,7 @@ def build_doc(result: Any) -> dict[str, Any]:
         "measures": result.measures,
         "faults": result.faults,
         "series": result.series,
+        "cpu": getattr(result, "cpu", {}) or {},
         "run": result.info,
         "outputs": {
             "json": str(out / "report.json"),
@@ -175,7 +240,7 @@ def junit_error(name: str, message: str) -> str:
 
 # -- SVG charts ---------------------------------------------------------------------------
 
-COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c"]
+COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#a16207", "#db2777"]
 FAULT_COLORS = {
     "outage": "#fecaca",
     "throttle": "#fde68a",
@@ -207,6 +272,7 @@ def line_chart(
     marker: float | None = None,
     width: int = 900,
     height: int = 240,
+    empty: str = "no data: the sender does not expose these metrics",
 ) -> str:
     left, right, top, bottom = 56, 16, 28, 34
     pw = width - left - right
@@ -273,7 +339,7 @@ def line_chart(
     if not any(pts for _, pts in series):
         parts.append(
             f'<text x="{left + pw / 2:.0f}" y="{top + ph / 2:.0f}" class="ax" text-anchor="middle">'
-            "no data: the sender does not expose these metrics</text>"
+            f"{html.escape(empty)}</text>"
         )
     labels = [f"{name}{' (' + unit + ')' if unit else ''}" for name, _ in series]
     lx = left + pw - sum(8 + 7 * len(label) + 14 for label in labels)  # legend in series order
@@ -428,6 +494,12 @@ def render_html(doc: dict[str, Any]) -> str:
         ("retries", _num(m.get("sender_retries"), 0)),
         ("stale tokens left", _num(m.get("stale_tokens_left"))),
         ("wasted sends", _num(m.get("wasted_sends"))),
+        (
+            "simulator CPU (peak)",
+            f"{m['simulator_cpu_pct']:.0f}%"
+            if isinstance(m.get("simulator_cpu_pct"), (int, float))
+            else "-",
+        ),
     ]
     rows = []
     for v in verdicts:
@@ -526,6 +598,7 @@ seed {run.get("seed", "?")} · {time.strftime("%Y-%m-%d %H:%M:%S", time.localtim
 <h2>Over time</h2>
 <div class="muted">Seconds since the load started; shaded bands are injected faults, each labelled in a row above the chart (hover for its window).</div>
 {"".join(charts)}
+{cpu_section(doc, x_max, faults)}
 <h2>Faults injected</h2>
 <table><tr><th>kind</th><th>provider</th><th>mode</th><th>window</th><th>count</th></tr>{fault_rows}</table>
 {lost_html}
