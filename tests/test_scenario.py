@@ -20,6 +20,7 @@ LIBRARY = (
     "auth-expiry",
     "spike",
     "mixed-soak",
+    "throughput",
 )
 
 GOOD = """\
@@ -103,6 +104,16 @@ def test_each_bad_field_is_named(change: tuple[str, str], field: str, words: str
     assert err.field == field
     assert words in err.message
     assert err.line is not None
+
+
+def test_rate_per_user_unlimited_means_no_waits() -> None:
+    sc = loads(GOOD.replace("rate_per_user: 3", "rate_per_user: unlimited"), "s.yaml")
+    assert sc.load.rate_per_user == 0.0
+    assert sc.load.rate_text() == "unlimited (no waits)"
+    assert loads(GOOD, "s.yaml").load.rate_text() == "3/s"
+    with pytest.raises(ScenarioError) as err:
+        loads(GOOD.replace("rate_per_user: 3", "rate_per_user: 0"), "s.yaml")
+    assert "load.rate_per_user: expected a number at least 0.01 or 'unlimited'" in str(err.value)
 
 
 def test_bad_yaml_reports_the_line() -> None:

@@ -3,7 +3,8 @@
 Each scenario runs through the real front door, ``pushsim run NAME --quick --out DIR``
 (simulator, sender and Locust as their own processes), and must exit 0. Scenarios run
 ``PUSHSIM_LIBRARY_JOBS`` at a time (default 2: each run's processes mostly wait on each
-other, and every port is picked by the OS, so runs share nothing). A failure shows the
+other, and every port is picked by the OS, so runs share nothing); ``throughput`` runs on
+its own afterwards, since it measures how much the machine can push. A failure shows the
 objectives that failed, as measured, and the tail of the run's output.
 """
 
@@ -25,6 +26,7 @@ from loadtests.scenario import bundled, load
 PER_SCENARIO_TIMEOUT = 150.0  # seconds: a quick run takes 15-30 s
 JOBS = max(1, int(os.environ.get("PUSHSIM_LIBRARY_JOBS", "2")))
 NAMES = [p.stem for p in bundled()]
+ALONE = ("throughput",)  # CPU-bound: measured without another scenario on the same cores
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -81,6 +83,7 @@ def test_the_library_is_what_the_docs_promise() -> None:
         "auth-expiry",
         "spike",
         "mixed-soak",
+        "throughput",
     } <= set(NAMES)
 
 
@@ -94,7 +97,10 @@ def test_quick_mode_keeps_each_scenario_short(name: str) -> None:
 
 def test_every_bundled_scenario_passes_on_the_reference_sender(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        runs = list(pool.map(lambda n: run_scenario(n, tmp_path), NAMES))
+        runs = list(
+            pool.map(lambda n: run_scenario(n, tmp_path), [n for n in NAMES if n not in ALONE])
+        )
+    runs += [run_scenario(n, tmp_path) for n in NAMES if n in ALONE]
     summary = ", ".join(f"{r.name} {r.seconds:.0f}s" for r in runs)
     failed = [r for r in runs if r.returncode != 0]
     assert not failed, f"({summary})\n" + "\n\n".join(r.explain() for r in failed)
@@ -107,3 +113,9 @@ def test_every_bundled_scenario_passes_on_the_reference_sender(tmp_path: Path) -
             m = report["measures"]
             assert m["topic_sends"] > 0 and m["topic_deliverable"] > 0
             assert m["topic_delivered"] == m["topic_deliverable"]
+        if r.name == "throughput" and report["cpu"].get("available"):
+            # where the time went: every part sampled, and the simulator is not the limit
+            cpu = report["cpu"]
+            assert {"simulator", "sender", "locust"} <= set(report["series"]["cpu"])
+            assert cpu["verdict"]["bottleneck"] != "simulator", cpu["verdict"]["text"]
+            assert report["measures"]["simulator_cpu_share"] is not None
