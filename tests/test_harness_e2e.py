@@ -222,7 +222,9 @@ def test_a_sender_that_never_prunes_fails_the_stale_token_objective(tmp_path: Pa
         == f"stale_tokens_left: measured {int(stale['measured'])}, required <= 0"
     )
     assert "FAIL] max_stale_tokens_left" in proc.stdout
-    assert (out / "report.html").read_text().count("<svg") == 4
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") == 5  # throughput, latency, retries, cleanup, CPU per process
+    assert "<h2>Where the time went</h2>" in page
 
 
 def test_pushsim_run_quick_smoke_on_the_reference_sender(tmp_path: Path) -> None:
