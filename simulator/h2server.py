@@ -42,7 +42,7 @@ import h11
 import hpack
 import hpack.hpack
 from h2.connection import AllowedStreamIDs, ConnectionInputs, _decode_headers
-from h2.stream import StreamClosedBy
+from h2.stream import StreamClosedBy, StreamInputs
 from hpack.hpack import encode_integer
 from hyperframe.frame import RstStreamFrame
 
@@ -138,6 +138,57 @@ class _ServerConnection(h2.connection.H2Connection):
             stream_events.extend(p_events)
         return frames, events + stream_events
 
+    def send_response(self, stream_id: int, block: bytes, body: bytes) -> bool:
+        """Answer an open stream with the encoded header ``block`` (and ``body``, if any),
+        ending it; False (nothing changed) when the response needs h2's own path.
+
+        Why: h2's ``send_headers``/``send_data`` build hyperframe objects, flag sets and
+        header-validation flags for every response; measured with py-spy at about 15% of
+        the simulator's time under load. This drives the same connection and stream state
+        machines with the same inputs and keeps both flow-control windows, so the stream
+        closes in h2's bookkeeping exactly as it would there (open-stream counts, the
+        stream limit, GOAWAY and RST_STREAM handling), but writes the frames' bytes
+        directly. Taken only when the block fits one HEADERS frame and the body one DATA
+        frame within both windows; anything else (CONTINUATION, a body waiting for
+        WINDOW_UPDATE) is left to h2.
+        """
+        stream = self.streams.get(stream_id)
+        max_frame = self.max_outbound_frame_size
+        n = len(block)
+        if stream is None or n > max_frame:
+            return False
+        m = len(body)
+        if m and (
+            m > max_frame
+            or m > self.outbound_flow_control_window
+            or m > stream.outbound_flow_control_window
+        ):
+            return False
+        self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        sm = stream.state_machine
+        sm.process_input(StreamInputs.SEND_HEADERS)
+        stream.request_method = None  # as h2 records it from a response's headers
+        out = self._data_to_send
+        if not m:
+            sm.process_input(StreamInputs.SEND_END_STREAM)
+            # HEADERS with END_HEADERS | END_STREAM
+            out += _FRAME_HEADER.pack(n >> 8, n & 0xFF, 0x1, 0x5, stream_id)
+            out += block
+            return True
+        out += _FRAME_HEADER.pack(n >> 8, n & 0xFF, 0x1, 0x4, stream_id)  # HEADERS, END_HEADERS
+        out += block
+        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        sm.process_input(StreamInputs.SEND_DATA)
+        sm.process_input(StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= m
+        self.outbound_flow_control_window -= m
+        out += _FRAME_HEADER.pack(m >> 8, m & 0xFF, 0x0, 0x1, stream_id)  # DATA, END_STREAM
+        out += body
+        return True
+
+
+_FRAME_HEADER = struct.Struct(">HBBBL")  # RFC 9113 4.1: length (24 bits), type, flags, stream
+
 
 class _LiteralEncoder:
     """An HPACK encoder for responses that never uses the dynamic table.
@@ -155,6 +206,10 @@ class _LiteralEncoder:
     def __init__(self) -> None:
         self._size = 4096
         self._size_update: int | None = None
+        # the encoded field for a status, a repeated header, a content-length
+        self._status_cache: dict[int, bytes] = {}
+        self._cache: dict[tuple[str, str], bytes] = {}
+        self._length_cache: dict[int, bytes] = {}
 
     @property
     def header_table_size(self) -> int:
@@ -171,6 +226,47 @@ class _LiteralEncoder:
         encoded = encode_integer(value, prefix_bits)
         encoded[0] |= flags
         return bytes(encoded)
+
+    def encode_response(
+        self, status: int, headers: tuple[tuple[str, str], ...], length: int
+    ) -> bytes:
+        """The block :meth:`encode` writes for ``:status``, ``headers`` (the per-response
+        ones in :data:`_UNIQUE_PER_RESPONSE` never indexed) and, when ``length`` is
+        non-zero, ``content-length``; repeated fields come from a small cache."""
+        out = bytearray()
+        if self._size_update is not None:
+            out += self._int(self._size_update, 5, 0x20)
+            self._size_update = None
+        cache = self._cache
+        hit = self._status_cache.get(status)
+        if hit is None:
+            hit = self.encode([(b":status", str(status).encode())])
+            self._status_cache[status] = hit
+        out += hit
+        for header in headers:
+            hit = cache.get(header)
+            if hit is None:
+                name, value = header
+                if name in _UNIQUE_PER_RESPONSE:
+                    v = value.encode()
+                    out.append(0x10)
+                    out += self._int(len(name), 7, 0) + name.encode("latin-1")
+                    out += self._int(len(v), 7, 0) + v
+                    continue
+                hit = self.encode([(name.encode("latin-1"), value.encode("utf-8"))])
+                if len(cache) >= 256:
+                    cache.clear()
+                cache[header] = hit
+            out += hit
+        if length:
+            hit = self._length_cache.get(length)
+            if hit is None:
+                hit = self.encode([(b"content-length", str(length).encode())])
+                if len(self._length_cache) >= 256:
+                    self._length_cache.clear()
+                self._length_cache[length] = hit
+            out += hit
+        return bytes(out)
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         out = bytearray()
@@ -500,6 +596,24 @@ class ProviderProtocol(asyncio.Protocol):
         conn = self._h2
         if conn is None or self._closed or stream_id not in self._streams:
             return
+        body = resp.body
+        if resp.status >= 200:  # 1xx (informational) responses take h2's path
+            enc = conn.encoder
+            assert isinstance(conn, _ServerConnection) and isinstance(enc, _LiteralEncoder)
+            pending = enc._size_update
+            block = enc.encode_response(resp.status, resp.headers, len(body))
+            try:
+                sent = conn.send_response(stream_id, block, body)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                enc._size_update = pending  # not sent: the size update is still owed
+                self._streams.pop(stream_id, None)
+                sent = True
+            if sent:
+                self._streams.pop(stream_id, None)
+                if not self._batching:
+                    self._flush()
+                return
+            enc._size_update = pending
         hdrs: list[tuple[bytes, bytes]] = [(b":status", str(resp.status).encode())]
         for k, v in resp.headers:
             if k in _UNIQUE_PER_RESPONSE:
@@ -507,7 +621,6 @@ class ProviderProtocol(asyncio.Protocol):
                 hdrs.append(hpack.NeverIndexedHeaderTuple(k.encode("latin-1"), v.encode()))
             else:
                 hdrs.append((k.encode("latin-1"), v.encode("utf-8")))
-        body = resp.body
         try:
             if not body:
                 conn.send_headers(stream_id, hdrs, end_stream=True)
