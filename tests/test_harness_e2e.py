@@ -181,12 +181,15 @@ objectives:
 """
 
 
-def test_a_sender_that_never_prunes_fails_the_stale_token_objective(tmp_path: Path) -> None:
-    scenario = tmp_path / "never-prunes.yaml"
-    scenario.write_text(STALE)
+def run_against_broken_sender(
+    tmp_path: Path, name: str, scenario_text: str, retries: int = 0
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`pushsim run` a scenario with `--target` a NeverPrunesSender; (process, out dir)."""
+    scenario = tmp_path / name
+    scenario.write_text(scenario_text)
     out = tmp_path / "out"
     with running_simulator(tmp_path / "sim") as sim:
-        sender = NeverPrunesSender(sim.state_dir, sim.endpoints)
+        sender = NeverPrunesSender(sim.state_dir, sim.endpoints, retries=retries)
         with serving(sender) as url:
             proc = subprocess.run(
                 [
@@ -206,6 +209,11 @@ def test_a_sender_that_never_prunes_fails_the_stale_token_objective(tmp_path: Pa
                 timeout=120,
                 cwd=ROOT,
             )
+    return proc, out
+
+
+def test_a_sender_that_never_prunes_fails_the_stale_token_objective(tmp_path: Path) -> None:
+    proc, out = run_against_broken_sender(tmp_path, "never-prunes.yaml", STALE)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
     verdicts = {v["name"]: v for v in report["objectives"]}
@@ -269,30 +277,7 @@ objectives:
 
 
 def test_a_sender_that_ignores_retry_after_fails_that_objective(tmp_path: Path) -> None:
-    scenario = tmp_path / "impatient.yaml"
-    scenario.write_text(IMPATIENT)
-    out = tmp_path / "out"
-    with running_simulator(tmp_path / "sim") as sim:
-        sender = NeverPrunesSender(sim.state_dir, sim.endpoints, retries=3)
-        with serving(sender) as url:
-            proc = subprocess.run(
-                [
-                    *PUSHSIM,
-                    "run",
-                    str(scenario),
-                    "--target",
-                    url,
-                    "--simulator",
-                    str(sim.state_dir),
-                    "--out",
-                    str(out),
-                    "--no-progress",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                cwd=ROOT,
-            )
+    proc, out = run_against_broken_sender(tmp_path, "impatient.yaml", IMPATIENT, retries=3)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
     verdict = report["objectives"][0]
