@@ -514,46 +514,35 @@ def render_html(doc: dict[str, Any]) -> str:
         rows.append(
             "<tr><td colspan='4' class='muted'>this scenario states no objectives</td></tr>"
         )
+    Series = list[tuple[str, list[tuple[float, float]]]]
+
+    def chart(title: str, series: Series, unit: str = "", *, step: bool = False) -> str:
+        return line_chart(title, series, x_max, faults, unit, step=step, marker=load_end)
+
+    def sampled(*label_keys: tuple[str, str]) -> Series:
+        return [(label, _pts(ser[key], bucket)) for label, key in label_keys]
+
     charts = [
-        line_chart(
+        chart(
             "Throughput (per second)",
-            [
-                ("accepted", _pts(ser["sent"], bucket)),
-                ("delivered", _pts(ser["delivered"], bucket)),
-                ("API errors", _pts(ser["errors"], bucket)),
-            ],
-            x_max,
-            faults,
-            marker=load_end,
+            sampled(("accepted", "sent"), ("delivered", "delivered"), ("API errors", "errors")),
         ),
-        line_chart(
+        chart(
             "API latency of POST /v1/notifications",
-            [("p50", _pts(ser["api_p50_ms"], bucket)), ("p99", _pts(ser["api_p99_ms"], bucket))],
-            x_max,
-            faults,
+            sampled(("p50", "api_p50_ms"), ("p99", "api_p99_ms")),
             "ms",
-            marker=load_end,
         ),
-        line_chart(
+        chart(
             "Sender retries and queue depth",
-            [
-                ("retries/s", _pts(ser["retries"], bucket)),
-                ("queue depth", _pts(ser["queue_depth"], bucket)),
-            ],
-            x_max,
-            faults,
-            marker=load_end,
+            sampled(("retries/s", "retries"), ("queue depth", "queue_depth")),
         ),
-        line_chart(
+        chart(
             "Stale-token cleanup (cumulative)",
             [
                 ("answered dead by provider", _cumulative(ser["rejected_at"])),
                 ("pruned by sender", _cumulative(ser["pruned_at"])),
             ],
-            x_max,
-            faults,
             step=True,
-            marker=load_end,
         ),
     ]
     fault_rows = (
