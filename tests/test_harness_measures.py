@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.harness import fault_windows
+from loadtests.harness import RunResult, fault_windows
 from loadtests.measures import (
     GroundTruth,
     compute,
@@ -247,21 +246,6 @@ def test_fault_windows_from_the_timeline() -> None:
     assert fault_windows(None) == []
 
 
-@dataclass
-class FakeResult:
-    scenario: Any
-    out: Path
-    measures: dict[str, Any]
-    verdicts: list[Any]
-    series: dict[str, Any]
-    faults: list[dict[str, Any]]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
-
-
 def test_reports_say_what_was_measured(tmp_path: Path) -> None:
     sc = loads("name: demo\nobjectives: {max_lost: 0, min_throughput_per_s: 5}\n", "demo.yaml")
     gt = truth(
@@ -271,7 +255,7 @@ def test_reports_say_what_was_measured(tmp_path: Path) -> None:
     m = compute(gt)
     verdicts = judge(sc.objectives, m)
     faults = [{"kind": "outage", "provider": "apns", "start_s": 3.0, "end_s": 6.0, "count": 4}]
-    result = FakeResult(
+    result = RunResult(
         sc,
         tmp_path,
         m,
