@@ -192,9 +192,13 @@ async def run_ours(
 # -- peers ------------------------------------------------------------------------
 
 
-async def pool_run(n: int, concurrency: int, send: Any) -> int:
+async def pool_run(n: int, concurrency: int, send: Any) -> Result:
+    """Warm up with ``send(0)``, then time sends 1..n-1 over ``concurrency`` workers."""
+    await send(0)
+    span = Span()
+    span.start()
     ok = 0
-    it = iter(range(n))
+    it = iter(range(1, n))
 
     async def worker() -> None:
         nonlocal ok
@@ -203,7 +207,8 @@ async def pool_run(n: int, concurrency: int, send: Any) -> int:
                 ok += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return ok
+    span.stop()
+    return span, ok
 
 
 async def run_aioapns(
@@ -250,12 +255,7 @@ async def run_aioapns(
         )
         return bool(resp.is_successful)
 
-    await send(0)
-    span = Span()
-    span.start()
-    ok = await pool_run(len(devices) - 1, concurrency, lambda i: send(i + 1))
-    span.stop()
-    return span, ok
+    return await pool_run(len(devices), concurrency, send)
 
 
 async def run_firebase_admin(
@@ -347,12 +347,7 @@ async def run_pywebpush(
             )
             return not isinstance(resp, str) and 200 <= resp.status < 300
 
-        await send(0)
-        span = Span()
-        span.start()
-        ok = await pool_run(len(devices) - 1, concurrency, lambda i: send(i + 1))
-        span.stop()
-    return span, ok
+        return await pool_run(len(devices), concurrency, send)
 
 
 PEERS = {
