@@ -286,12 +286,7 @@ def test_webpush_encryption_decrypts_with_the_subscription_keys() -> None:
 
 
 def test_vapid_header_is_cached_per_origin() -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    key, pem = _key_and_pem()
     pub = key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
@@ -313,12 +308,7 @@ def test_vapid_header_is_cached_per_origin() -> None:
 
 
 def test_provider_token_is_reused_then_refreshed_between_20_and_60_minutes() -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem = _pem()
     clock = FakeClock(NOW)
     token = ProviderToken(ApnsCredentials("KEYID12345", "TEAMID1234", "b", pem), clock)
     first = token.header()
@@ -339,13 +329,19 @@ def test_b64_helpers_roundtrip() -> None:
     assert base64.urlsafe_b64decode(b64url(raw) + "==") == raw
 
 
-def _pem() -> str:
+def _key_and_pem() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """A fresh P-256 key and its PKCS#8 PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
+    pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+    return key, pem
+
+
+def _pem() -> str:
+    return _key_and_pem()[1]
 
 
 def test_expired_provider_token_is_resigned_once_and_teaches_the_max_age() -> None:
