@@ -73,20 +73,6 @@ def run_scenario(name: str, root: Path) -> Run:
     return Run(name, code, time.monotonic() - started, output, out)
 
 
-def test_the_library_is_what_the_docs_promise() -> None:
-    assert {
-        "smoke",
-        "apns-outage",
-        "fcm-quota",
-        "token-churn",
-        "webpush-expiry",
-        "auth-expiry",
-        "spike",
-        "mixed-soak",
-        "throughput",
-    } <= set(NAMES)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_quick_mode_keeps_each_scenario_short(name: str) -> None:
     """CI time: a quick run drives at most 15 s of load and drains within 30 s."""
