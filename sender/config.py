@@ -501,13 +501,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """The file's top-level mapping (YAML, or JSON for ``*.json``)."""
     source = str(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"--config: no such file '{source}'") from None
-    except IsADirectoryError:
-        raise ConfigError(f"--config: expected a file, '{source}' is a directory") from None
-    except OSError as exc:
-        raise ConfigError(f"--config: cannot read '{source}': {exc.strerror or exc}") from None
+        raw = _read(path, source)
+    except _Bad as exc:
+        raise ConfigError(f"--config: {exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
