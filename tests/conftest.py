@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,3 +22,14 @@ def sim_plain(tmp_path: Path) -> Iterator[SimulatorHandle]:
     """The simulator without TLS (h2c prior knowledge and plain HTTP/1.1)."""
     with running_simulator(tmp_path / "state", tls=False) as handle:
         yield handle
+
+
+@pytest.fixture
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever a test sends, the simulator and sender must not log an unexpected error."""
+    caplog.set_level(logging.WARNING)
+    yield
+    # caplog.records would be the teardown phase's own (empty) list: read the test's phases
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    errors = [r for r in records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() + (r.exc_text or "") for r in errors]

@@ -5,7 +5,6 @@ with 200, and nothing may have been logged as a server error."""
 
 from __future__ import annotations
 
-import logging
 import socket
 import ssl
 import struct
@@ -20,7 +19,8 @@ import pytest
 
 from simulator.testing import SimulatorHandle, apns_provider_token, running_simulator
 
-pytestmark = pytest.mark.timeout(60)
+# every test: bounded in time, and the servers must log no unexpected error
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_server_errors")]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TOPIC = "com.example.pushsim"
@@ -33,15 +33,6 @@ def rsim(
     state = tmp_path_factory.mktemp("robust") / "state"
     with running_simulator(state, tls=request.param == "tls") as handle:
         yield handle
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Whatever a test sends, the simulator must not log an unexpected error."""
-    caplog.set_level(logging.WARNING)
-    yield
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert not errors, [r.getMessage() + (r.exc_text or "") for r in errors]
 
 
 # -- helpers ------------------------------------------------------------------------------

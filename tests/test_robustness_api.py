@@ -6,7 +6,6 @@ says so), never a 500, and the server answers a normal request afterwards."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +20,8 @@ from sender.config import from_simulator_dir
 from sender.service import Sender
 from simulator.testing import SimulatorHandle, running_simulator
 
-pytestmark = pytest.mark.timeout(60)
+# every test: bounded in time, and the servers must log no unexpected error
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_server_errors")]
 
 DEEP = "[" * 5000 + "]" * 5000
 BAD_BODIES: list[bytes] = [
@@ -41,14 +41,6 @@ WRONG_VALUES: list[Any] = [None, True, -1, 1e308, 10**30, "x" * 5000, [], {}, [1
 def asim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorHandle]:
     with running_simulator(tmp_path_factory.mktemp("robust-api") / "state", tls=False) as h:
         yield h
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.WARNING)
-    yield
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert not errors, [r.getMessage() + (r.exc_text or "") for r in errors]
 
 
 async def call(
