@@ -72,6 +72,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sender.apns import ApnsCredentials
+from sender.webpush import b64url
 
 PROVIDERS = ("apns", "fcm", "webpush")
 
@@ -173,15 +174,11 @@ def _p256_private(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
     return None
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _public_b64(key: ec.EllipticCurvePrivateKey) -> str:
     point = key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
-    return _b64url(point)
+    return b64url(point)
 
 
 def load_apns_key(path: Path, shown: str) -> str:

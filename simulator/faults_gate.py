@@ -165,6 +165,12 @@ def _retry_after_of(action: Action) -> int | None:
     return None
 
 
+def _later(d: Decision, action: Action) -> Action:
+    """``action`` after the decision's ``after`` (mid-stream) plus injected latency, if any."""
+    wait = d.after + d.delay
+    return Delay(wait, action) if wait > 0 else action
+
+
 class FaultGate:
     """A Handler that applies the fault plan in front of ``inner``."""
 
@@ -247,15 +253,12 @@ class FaultGate:
         elif kind == "hang":
             return Hang()
         elif kind == "reset":
-            action = ResetStream(_INTERNAL_RESET)
-            return Delay(d.after + d.delay, action) if d.after + d.delay > 0 else action
+            return _later(d, ResetStream(_INTERNAL_RESET))
         elif kind in ("tcp_reset", "refused"):
-            action = CloseConnection(abort=True)
-            return Delay(d.after + d.delay, action) if d.after + d.delay > 0 else action
+            return _later(d, CloseConnection(abort=True))
         elif kind == "goaway":
             debug = b'{"reason":"ServiceUnavailable"}' if provider == "apns" else b""
-            action = GoAway(error_code=0, debug_data=debug)
-            return Delay(d.after + d.delay, action) if d.after + d.delay > 0 else action
+            return _later(d, GoAway(error_code=0, debug_data=debug))
         else:  # pragma: no cover - exhaustive
             raise ValueError(f"unknown decision {kind!r}")
         if d.delay > 0:

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing import SimulatorHandle
+
+# ``pushsim`` and ``pushsim_plain`` come from the plugin pushsim ships (simulator.pytest_plugin);
+# the suite calls them by shorter names.
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimulatorHandle]:
-    with running_simulator(tmp_path / "state") as handle:
-        yield handle
+def sim(pushsim: SimulatorHandle) -> SimulatorHandle:
+    return pushsim
 
 
 @pytest.fixture
-def sim_plain(tmp_path: Path) -> Iterator[SimulatorHandle]:
+def sim_plain(pushsim_plain: SimulatorHandle) -> SimulatorHandle:
     """The simulator without TLS (h2c prior knowledge and plain HTTP/1.1)."""
-    with running_simulator(tmp_path / "state", tls=False) as handle:
-        yield handle
+    return pushsim_plain
 
 
 @pytest.fixture
