@@ -331,12 +331,14 @@ async def test_goaway_moves_requests_to_a_fresh_connection(
     sim: SimulatorHandle, tmp_path: Path
 ) -> None:
     devs = sim.mint("apns", 10)
-    sim.control(
-        "POST",
-        "/_sim/faults",
-        {"kind": "outage", "provider": "apns", "mode": "goaway", "duration": "300ms"},
-    )
     async with running_sender(sim, tmp_path / "s.db", backoff_base=0.05) as (sender, api):
+        # the window opens once the sender is up: a slow start on a loaded machine must not
+        # let it close before the first send
+        sim.control(
+            "POST",
+            "/_sim/faults",
+            {"kind": "outage", "provider": "apns", "mode": "goaway", "duration": "1s"},
+        )
         for i, d in enumerate(devs):
             await api.call(
                 "POST",
