@@ -31,7 +31,7 @@ def _bench_module() -> Any:
 
 
 def access_token(token_uri: str, sa: dict[str, Any]) -> str:
-    from simulator.fcm_testing import signed_assertion
+    from simulator.testing.fcm import signed_assertion
 
     assertion = signed_assertion(sa)
     form = f"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"

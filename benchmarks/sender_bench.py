@@ -46,13 +46,13 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sender.api.validate import NotificationRequest, TokenTarget  # noqa: E402
 from sender.config import ProviderLimits, from_simulator_dir  # noqa: E402
-from sender.dispatcher import Job, Prepared  # noqa: E402
-from sender.outbox import DeliveryRow, NotificationRow  # noqa: E402
-from sender.payload import Message  # noqa: E402
+from sender.dispatch.dispatcher import Job, Prepared  # noqa: E402
+from sender.providers.payload import Message  # noqa: E402
 from sender.service import Sender  # noqa: E402
-from sender.validate import NotificationRequest, TokenTarget  # noqa: E402
-from simulator.testing import apns_credentials, simulator_process  # noqa: E402
+from sender.storage.outbox import DeliveryRow, NotificationRow  # noqa: E402
+from simulator.testing.handle import apns_credentials, simulator_process  # noqa: E402
 
 
 def control(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -268,7 +268,7 @@ async def run_firebase_admin(
     import firebase_admin
     from firebase_admin import credentials, messaging
 
-    from simulator.fcm_testing import point_firebase_admin
+    from simulator.testing.fcm import point_firebase_admin
 
     os.environ["REQUESTS_CA_BUNDLE"] = endpoints["ca_file"]
     os.environ["SSL_CERT_FILE"] = endpoints["ca_file"]

@@ -110,7 +110,7 @@ def register_path(name: str) -> Callable[[PathBuilder], PathBuilder]:
 @register_path("apns")
 def apns_path(ctx: BenchContext) -> BenchTarget:
     """APNs success path: provider token (JWT) checked, every header rule, many device tokens."""
-    from simulator.testing import apns_credentials, apns_provider_token
+    from simulator.testing.handle import apns_credentials, apns_provider_token
 
     meta, _ = apns_credentials(ctx.state_dir)
     token = apns_provider_token(ctx.state_dir)
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         print("h2load is required (apt-get install nghttp2-client)", file=sys.stderr)
         return 2
 
-    from simulator.testing import simulator_process
+    from simulator.testing.handle import simulator_process
 
     workdir = Path(tempfile.mkdtemp(prefix="pushsim-bench-"))
     state = workdir / "state"

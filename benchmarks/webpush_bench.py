@@ -2,7 +2,7 @@
 
 What is measured (same run, same machine, so the ratio is what matters):
 
-- ``baseline``: the simulator's own server loop (:class:`simulator.h2server.Listener`) with
+- ``baseline``: the simulator's own server loop (:class:`simulator.server.protocol.Listener`) with
   a handler that answers every POST with 201 and nothing else: the cost of h2 alone;
 - ``webpush (ECDH cached)``: ``POST /wp/<id>`` with a VAPID-signed request and a 200-byte
   payload encrypted (aes128gcm) to that subscription, answered 201 after VAPID check,
@@ -37,7 +37,7 @@ from typing import Any
 
 BASELINE_SERVER = r"""
 import asyncio, sys
-from simulator.h2server import Listener, ListenerOptions
+from simulator.server.protocol import Listener, ListenerOptions
 from simulator.wire import Respond
 try:
     import uvloop
@@ -162,7 +162,7 @@ if __name__ != "__main__":
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from simulator.testing import simulator_process
+    from simulator.testing.handle import simulator_process
 
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root)}

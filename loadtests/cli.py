@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from loadtests import DEFAULT_SCENARIO
-from loadtests.scenario import Scenario, ScenarioError, load
+from loadtests.scenario.load import Scenario, ScenarioError, load
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +112,8 @@ def main(args: argparse.Namespace) -> int:
             )
             return 2
 
-    from loadtests import harness, report
+    from loadtests.report import page as report
+    from loadtests.run import harness
 
     out = args.out or harness.default_out(sc)
     options = harness.RunOptions(

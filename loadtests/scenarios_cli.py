@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from loadtests.scenario import ScenarioError, bundled, load
+from loadtests.scenario.load import ScenarioError, load
+from scenarios import bundled
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -90,7 +90,7 @@ def load_config(args: argparse.Namespace) -> SenderConfig:
 
 
 async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
-    from sender.api import make_app
+    from sender.api.app import make_app
     from sender.service import Sender
 
     sender = Sender(config)
@@ -123,7 +123,7 @@ async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulator.cli import install_uvloop, validate_loopback
+    from pushsim.process import install_uvloop, validate_loopback
 
     err = validate_loopback(args.host)
     if err:

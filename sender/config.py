@@ -71,8 +71,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from sender.apns import ApnsCredentials
-from sender.webpush import b64url
+from pushsim.b64 import b64url
+from sender.providers.apns import ApnsCredentials
 
 PROVIDERS = ("apns", "fcm", "webpush")
 

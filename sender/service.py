@@ -11,13 +11,14 @@ import random
 import uuid
 from typing import Any
 
-from sender.apns import ApnsProvider
+from pushsim.clock import Clock, SystemClock
+from sender.api.validate import NotificationRequest, ValidationError
 from sender.config import SenderConfig
-from sender.dispatcher import Dispatcher, Job, Prepared, ProviderClient
-from sender.h2client import client_ssl_context
+from sender.dispatch.dispatcher import Dispatcher, Job, Prepared, ProviderClient
 from sender.metrics import SenderMetrics
-from sender.outbox import DeliveryRow, NotificationRow, Outbox
-from sender.payload import (
+from sender.policy.retry import RetryPolicy
+from sender.providers.apns import ApnsProvider
+from sender.providers.payload import (
     FCM_LIMIT,
     FCM_TOPIC_LIMIT,
     WEBPUSH_PLAINTEXT_LIMIT,
@@ -27,10 +28,9 @@ from sender.payload import (
     message_from_json,
     webpush_plaintext,
 )
-from sender.retry import RetryPolicy
-from sender.store import SqliteTokenStore, connect
-from sender.validate import NotificationRequest, ValidationError
-from simulator.clock import Clock, SystemClock
+from sender.storage.outbox import DeliveryRow, NotificationRow, Outbox
+from sender.storage.tokens import SqliteTokenStore, connect
+from sender.transport.h2client import client_ssl_context
 
 
 class Sender:
@@ -70,8 +70,8 @@ class Sender:
                 max_connections=cfg.limits["apns"].max_connections,
                 sandbox_url=cfg.apns_sandbox_url,
             )
-        if cfg.fcm_url and cfg.fcm_service_account and _has("sender.fcm"):
-            from sender.fcm import FcmProvider
+        if cfg.fcm_url and cfg.fcm_service_account and _has("sender.providers.fcm"):
+            from sender.providers.fcm import FcmProvider
 
             clients["fcm"] = FcmProvider(
                 cfg.fcm_url,
@@ -80,8 +80,8 @@ class Sender:
                 client_ssl_context(cfg.ca_for("fcm")),
                 max_connections=cfg.limits["fcm"].max_connections,
             )
-        if cfg.vapid and _has("sender.webpush"):
-            from sender.webpush import WebPushProvider
+        if cfg.vapid and _has("sender.providers.webpush"):
+            from sender.providers.webpush import WebPushProvider
 
             clients["webpush"] = WebPushProvider(
                 cfg.vapid,

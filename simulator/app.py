@@ -25,22 +25,27 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.apns_service import ApnsService
-from simulator.apns_service import install as install_apns
-from simulator.clock import Clock, SystemClock
+from pushsim.clock import Clock, SystemClock
 from simulator.control import make_control_app
-from simulator.credentials import Credentials, ensure_credentials, server_ssl_context, set_token_uri
-from simulator.devices import Device, DeviceRegistry
-from simulator.faults_auth import AuthPolicy
-from simulator.faults_control import register as register_fault_routes
-from simulator.faults_runtime import FaultRuntime
-from simulator.faults_spec import FaultSpec, load_fault_file
-from simulator.fcm_router import build_fcm
-from simulator.h2server import Listener, ListenerOptions
-from simulator.state_lock import StateDirLock
-from simulator.stats import Stats
-from simulator.webpush import WebPushConfig
-from simulator.webpush_service import install_webpush
+from simulator.faults.auth import AuthPolicy
+from simulator.faults.routes import register as register_fault_routes
+from simulator.faults.runtime import FaultRuntime
+from simulator.faults.spec import FaultSpec, load_fault_file
+from simulator.providers.apns.service import ApnsService
+from simulator.providers.apns.service import install as install_apns
+from simulator.providers.fcm.router import build_fcm
+from simulator.providers.webpush.core import WebPushConfig
+from simulator.providers.webpush.service import install_webpush
+from simulator.server.protocol import Listener, ListenerOptions
+from simulator.state.credentials import (
+    Credentials,
+    ensure_credentials,
+    server_ssl_context,
+    set_token_uri,
+)
+from simulator.state.devices import Device, DeviceRegistry
+from simulator.state.lock import StateDirLock
+from simulator.state.stats import Stats
 
 log = logging.getLogger("pushsim.simulator")
 
@@ -75,7 +80,9 @@ class Simulator:
         # simulator on the same fixed ports would share them instead of failing to bind)
         self.share_ports = False
         self.online_hooks: dict[str, Callable[[Device], None]] = {}
-        self.webpush_config = WebPushConfig()  # flavour, rate, lifetime: see simulator.webpush
+        self.webpush_config = (
+            WebPushConfig()
+        )  # flavour, rate, lifetime: see simulator.providers.webpush.core
         self.endpoints: dict[str, str] = {}
         self.creds: Credentials | None = None
         self.apns: ApnsService | None = None
@@ -83,8 +90,8 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self.control_port = 0
         self.state_lock = StateDirLock(self.state_dir)
-        # The fault plan (simulator.faults*): the gate in front of every core, the record,
-        # and the auth rules the cores read (see simulator.faults_auth).
+        # The fault plan (simulator.faults.plan*): the gate in front of every core, the record,
+        # and the auth rules the cores read (see simulator.faults.auth).
         self.auth_policy = AuthPolicy()
         fault_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
         self.faults = FaultRuntime(

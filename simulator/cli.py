@@ -1,28 +1,14 @@
-"""The ``pushsim`` command: one console script, a subcommand per job."""
+"""``pushsim simulator``: serve the mock providers and the control API."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import logging
 import signal
 import sys
 from pathlib import Path
-from types import ModuleType
 
-from simulator import __version__
-
-# subcommand -> module providing ``configure(parser)`` and ``main(args) -> int``
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "simulator": (
-        "simulator.cli",
-        "serve the mock APNs, FCM and Web Push providers and the control API",
-    ),
-    "sender": ("sender.cli", "serve the reference sender (API, outbox, dispatcher)"),
-    "run": ("loadtests.cli", "run a scenario end to end (simulator, sender, Locust) and judge it"),
-    "scenarios": ("loadtests.scenarios_cli", "list the bundled scenarios"),
-}
+from pushsim.process import install_uvloop, validate_loopback
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,29 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def validate_loopback(host: str) -> str | None:
-    import ipaddress
-
-    if host == "localhost":
-        return None
-    try:
-        addr = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return f"--host: expected a loopback address (127.0.0.0/8, ::1 or localhost), got {host!r}"
-    if not addr.is_loopback:
-        return f"--host: expected a loopback address (127.0.0.0/8, ::1 or localhost), got {host!r}"
-    return None
-
-
-def install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def main_simulator(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from simulator.app import Simulator, serve
 
     err = validate_loopback(args.host)
@@ -98,7 +62,7 @@ def main_simulator(args: argparse.Namespace) -> int:
         print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
         return 2
     if args.scenario is not None:
-        from simulator.faults_spec import FaultSpecError, load_fault_file
+        from simulator.faults.spec import FaultSpecError, load_fault_file
 
         try:
             load_fault_file(args.scenario)  # a bad fault plan stops the start, with where and what
@@ -120,14 +84,14 @@ def main_simulator(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         if args.workers > 1:
-            from simulator.apns_workers import serve_with_workers
+            from simulator.providers.apns.workers import serve_with_workers
 
             await serve_with_workers(sim, stop, args.workers)
         else:
             await serve(sim, stop)
 
     install_uvloop()
-    from simulator.state_lock import StateDirInUse
+    from simulator.state.lock import StateDirInUse
 
     try:
         asyncio.run(runner())
@@ -138,40 +102,3 @@ def main_simulator(args: argparse.Namespace) -> int:
         print(f"pushsim simulator: cannot listen: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(
-        prog="pushsim", description="Local push-provider simulator and load-test harness."
-    )
-    parser.add_argument("--version", action="version", version=f"pushsim {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules: dict[str, ModuleType] = {}
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if module_name == __name__:
-            configure(p)
-            continue
-        try:
-            mod = importlib.import_module(module_name)
-        except ImportError as exc:  # a part not installed: say so when it is asked for
-            p.set_defaults(_missing=str(exc))
-            continue
-        mod.configure(p)
-        modules[name] = mod
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    if getattr(args, "_missing", None):
-        print(f"pushsim {args.command}: unavailable: {args._missing}", file=sys.stderr)
-        return 2
-    if args.command == "simulator":
-        return main_simulator(args)
-    rc: int = modules[args.command].main(args)
-    return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

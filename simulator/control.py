@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from simulator.devices import PROVIDERS, describe
+from simulator.state.devices import PROVIDERS, describe
 
 if TYPE_CHECKING:
     from simulator.app import Simulator

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator.testing import SimulatorHandle
+from simulator.testing.handle import SimulatorHandle
 
-# ``pushsim`` and ``pushsim_plain`` come from the plugin pushsim ships (simulator.pytest_plugin);
+# ``pushsim`` and ``pushsim_plain`` come from the plugin pushsim ships (simulator.testing.plugin);
 # the suite calls them by shorter names.
 
 

@@ -16,9 +16,9 @@ import h2.events
 import h2.settings
 import pytest
 
-from simulator.clock import FakeClock
-from simulator.credentials import issue_leaf, load_ca
-from simulator.testing import SimulatorHandle, apns_provider_token, running_simulator
+from pushsim.clock import FakeClock
+from simulator.state.credentials import issue_leaf, load_ca
+from simulator.testing.handle import SimulatorHandle, apns_provider_token, running_simulator
 
 TOPIC = "com.example.pushsim"
 PAYLOAD = b'{"aps":{"alert":"hi"}}'

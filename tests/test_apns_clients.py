@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.connection import APNsDevelopmentClientProtocol, APNsProductionClientProtocol
 
-from simulator.testing import SimulatorHandle, apns_credentials, apns_provider_token
+from simulator.testing.handle import SimulatorHandle, apns_credentials, apns_provider_token
 
 TOPIC = "com.example.pushsim"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.apns_headers import (
+from simulator.providers.apns.headers import (
     HeaderError,
     Notification,
     canonical_apns_id,

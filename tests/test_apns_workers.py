@@ -11,7 +11,7 @@ from typing import Any
 
 from test_apns import H2Client, make_token
 
-from simulator.testing import simulator_process
+from simulator.testing.handle import simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,8 +28,8 @@ import pytest
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
-from simulator.fcm_testing import signed_assertion
-from simulator.testing import (
+from simulator.testing.fcm import signed_assertion
+from simulator.testing.handle import (
     SimulatorHandle,
     apns_credentials,
     apns_provider_token,

@@ -20,7 +20,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from simulator.testing import (
+from simulator.testing.handle import (
     SimulatorHandle,
     apns_credentials,
     apns_provider_token,

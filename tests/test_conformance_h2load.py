@@ -26,8 +26,8 @@ import pytest
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
-from simulator.fcm_testing import access_token
-from simulator.testing import (
+from simulator.testing.fcm import access_token
+from simulator.testing.handle import (
     SimulatorHandle,
     apns_credentials,
     apns_provider_token,

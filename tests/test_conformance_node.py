@@ -26,7 +26,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing.handle import SimulatorHandle, running_simulator
 
 NODE_DIR = Path(__file__).parent / "node"
 

@@ -21,7 +21,7 @@ import h2.events
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from simulator.testing import ROOT, simulator_process
+from simulator.testing.handle import ROOT, simulator_process
 
 CONTRACT_KEYS = {"apns", "fcm", "oauth_token_uri", "webpush", "control", "ca_file"}
 URL = re.compile(r"^https?://(127\.0\.0\.1|\[::1\]|localhost):\d{1,5}$")
@@ -85,7 +85,7 @@ def test_endpoints_credentials_and_a_clean_shutdown(tmp_path: Path) -> None:
 
         # a second simulator on the same state directory is refused and leaves the file alone
         second = subprocess.run(
-            [sys.executable, "-m", "simulator.cli", "simulator", "--state-dir", str(state)],
+            [sys.executable, "-m", "pushsim", "simulator", "--state-dir", str(state)],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -111,7 +111,7 @@ def test_an_endpoints_file_left_by_a_killed_simulator_is_not_taken_for_the_new_o
     assert json.loads((state / "endpoints.json").read_text()) == first  # what SIGKILL leaves
     # the simulator itself clears it before listening (not only the test helper)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "simulator", "--state-dir", str(state)],
+        [sys.executable, "-m", "pushsim", "simulator", "--state-dir", str(state)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from simulator.clock import FakeClock
-from simulator.devices import DeviceRegistry
-from simulator.faults import FaultPlan, RequestFacts, TokenBucket, in_share, latency_sample, unit
-from simulator.faults_runtime import FaultRuntime
-from simulator.faults_spec import Latency, load_fault_file, parse_faults
+from pushsim.clock import FakeClock
+from simulator.faults.plan import (
+    FaultPlan,
+    RequestFacts,
+    TokenBucket,
+    in_share,
+    latency_sample,
+    unit,
+)
+from simulator.faults.runtime import FaultRuntime
+from simulator.faults.spec import Latency, load_fault_file, parse_faults
+from simulator.state.devices import DeviceRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from test_faults_wire import FCM_PATH, fcm_body, h2_exchange
 
-from simulator.clock import FakeClock
-from simulator.testing import running_simulator, simulator_process
+from pushsim.clock import FakeClock
+from simulator.testing.handle import running_simulator, simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scenarios" / "faults-demo.yaml"
@@ -94,7 +94,7 @@ def test_bad_scenario_stops_the_simulator_with_where_and_what(tmp_path: Path) ->
         [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "pushsim",
             "simulator",
             "--state-dir",
             str(tmp_path / "s"),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from simulator.faults_spec import (
+from simulator.faults.spec import (
     FaultSpecError,
     Latency,
     Outage,

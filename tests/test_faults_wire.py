@@ -21,8 +21,8 @@ import h2.events
 import httpx
 import pytest
 
-from simulator.faults import unit
-from simulator.testing import SimulatorHandle, apns_provider_token
+from simulator.faults.plan import unit
+from simulator.testing.handle import SimulatorHandle, apns_provider_token
 
 # -- clients ----------------------------------------------------------------------------
 
@@ -578,7 +578,7 @@ def test_pending_window_opens_later(sim_plain: SimulatorHandle) -> None:
 
 
 def test_scenario_file_is_applied_at_start(tmp_path: Path) -> None:
-    from simulator.testing import running_simulator
+    from simulator.testing.handle import running_simulator
 
     plan = tmp_path / "plan.yaml"
     plan.write_text("name: x\nfaults:\n  - kind: outage\n    provider: webpush\n    duration: 1m\n")

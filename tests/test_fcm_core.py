@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from simulator.clock import FakeClock
-from simulator.devices import DeviceRegistry
-from simulator.fcm import FcmCore, ForcedError
-from simulator.fcm_message import MessageInvalid, parse_duration, validate_message
-from simulator.fcm_quota import QuotaConfig, Quotas, SlidingWindow
-from simulator.fcm_topics import ConditionError, parse_condition
-from simulator.oauth import AccessTokens, ServiceAccount
-from simulator.stats import Stats
+from pushsim.clock import FakeClock
+from simulator.providers.fcm.core import FcmCore, ForcedError
+from simulator.providers.fcm.message import MessageInvalid, parse_duration, validate_message
+from simulator.providers.fcm.oauth import AccessTokens, ServiceAccount
+from simulator.providers.fcm.quota import QuotaConfig, Quotas, SlidingWindow
+from simulator.providers.fcm.topics import ConditionError, parse_condition
+from simulator.state.devices import DeviceRegistry
+from simulator.state.stats import Stats
 from simulator.wire import ConnectionInfo, Request, Respond
 
 PROJECT = "pushsim-project"

@@ -2,7 +2,7 @@
 
 The SDK needs the service-account file (its ``token_uri`` already points at the
 simulator), the CA (``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE``) and the FCM base URL
-(:func:`simulator.fcm_testing.point_firebase_admin`).
+(:func:`simulator.testing.fcm.point_firebase_admin`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import firebase_admin
 import pytest
 from firebase_admin import credentials, exceptions, messaging
 
-from simulator.fcm_testing import point_firebase_admin
-from simulator.testing import SimulatorHandle
+from simulator.testing.fcm import point_firebase_admin
+from simulator.testing.handle import SimulatorHandle
 
 _names = itertools.count()
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.fcm_testing import PROJECT, access_token, client, error_code, send
-from simulator.testing import SimulatorHandle
+from simulator.testing.fcm import PROJECT, access_token, client, error_code, send
+from simulator.testing.handle import SimulatorHandle
 
 
 @pytest.fixture(params=["h2", "http/1.1"])

@@ -15,7 +15,7 @@ import hpack
 import pytest
 from h2.settings import SettingCodes
 
-from simulator.h2server import (
+from simulator.server.protocol import (
     _H2_CONFIG,
     Listener,
     ListenerOptions,

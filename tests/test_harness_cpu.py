@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.cpu import (
+from loadtests.judge.cpu import (
     MACHINE,
     CpuSampler,
     Stat,

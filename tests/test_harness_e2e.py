@@ -25,10 +25,10 @@ import httpx
 import jwt
 from aiohttp import web
 
-from simulator.testing import running_simulator
+from simulator.testing.handle import running_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-PUSHSIM = [sys.executable, "-m", "simulator.cli"]
+PUSHSIM = [sys.executable, "-m", "pushsim"]
 
 
 class NeverPrunesSender:

@@ -7,8 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from loadtests.harness import RunResult, fault_windows
-from loadtests.measures import (
+from loadtests.judge.measures import (
     GroundTruth,
     compute,
     find_count,
@@ -16,8 +15,8 @@ from loadtests.measures import (
     percentile,
     series,
 )
-from loadtests.objectives import Objective, judge
-from loadtests.report import (
+from loadtests.judge.objectives import Objective, judge
+from loadtests.report.page import (
     fault_lanes,
     junit_xml,
     line_chart,
@@ -25,8 +24,9 @@ from loadtests.report import (
     summary_text,
     write_all,
 )
-from loadtests.scenario import loads
-from loadtests.template import render
+from loadtests.run.harness import RunResult, fault_windows
+from loadtests.scenario.load import loads
+from loadtests.scenario.template import render
 
 T0 = 1_700_000_000.0
 
@@ -327,7 +327,7 @@ def test_retry_after_ledger_spares_requests_already_in_flight_but_not_later_ones
     """The Retry-After ground truth: a request arriving just after the answer that began a
     hold was on the wire before the sender could read it; later ones are violations, and
     extending a hold does not extend the grace."""
-    from simulator.faults_record import IN_FLIGHT_GRACE, RetryAfterLedger
+    from simulator.faults.record import IN_FLIGHT_GRACE, RetryAfterLedger
 
     ledger = RetryAfterLedger()
     g = IN_FLIGHT_GRACE

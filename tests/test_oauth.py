@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.oauth2 import service_account as google_sa
 
-from simulator.fcm_testing import FCM_SCOPE, assertion, client, quiet_google_auth, send
-from simulator.testing import SimulatorHandle
+from simulator.testing.fcm import FCM_SCOPE, assertion, client, quiet_google_auth, send
+from simulator.testing.handle import SimulatorHandle
 
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from simulator.testing import SimulatorHandle
+from simulator.testing.handle import SimulatorHandle
 
 
 def test_pushsim_fixture_serves_apns_with_a_minted_token(

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import random
 
-from loadtests.harness import fault_windows
-from loadtests.report import line_chart, render_html
-from simulator.clock import FakeClock
-from simulator.devices import DeviceRegistry
-from simulator.faults_record import fault_variant
-from simulator.faults_runtime import FaultRuntime
-from simulator.faults_spec import parse_faults
+from loadtests.report.page import line_chart, render_html
+from loadtests.run.harness import fault_windows
+from pushsim.clock import FakeClock
+from simulator.faults.record import fault_variant
+from simulator.faults.runtime import FaultRuntime
+from simulator.faults.spec import parse_faults
+from simulator.state.devices import DeviceRegistry
 
 SERIES = (
     "delivered",

@@ -17,7 +17,7 @@ import h2.events
 import httpx
 import pytest
 
-from simulator.testing import SimulatorHandle, apns_provider_token, running_simulator
+from simulator.testing.handle import SimulatorHandle, apns_provider_token, running_simulator
 
 # every test: bounded in time, and the servers must log no unexpected error
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_server_errors")]

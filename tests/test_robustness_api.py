@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sender.api import make_app
+from sender.api.app import make_app
 from sender.config import from_simulator_dir
 from sender.service import Sender
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing.handle import SimulatorHandle, running_simulator
 
 # every test: bounded in time, and the servers must log no unexpected error
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_server_errors")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.testing import running_simulator
+from simulator.testing.handle import running_simulator
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loadtests.scenario import ScenarioError, loads
-from simulator.apns_headers import HeaderError, Notification, parse_headers
-from simulator.faults_spec import FaultSpecError, parse_faults
-from simulator.fcm_message import MessageInvalid, validate_message
-from simulator.webpush_crypto import DecryptError, ReceiverKeys, decrypt_aes128gcm
-from simulator.webpush_vapid import VapidCheck, parse_authorization
+from loadtests.scenario.load import ScenarioError, loads
+from simulator.faults.spec import FaultSpecError, parse_faults
+from simulator.providers.apns.headers import HeaderError, Notification, parse_headers
+from simulator.providers.fcm.message import MessageInvalid, validate_message
+from simulator.providers.webpush.crypto import DecryptError, ReceiverKeys, decrypt_aes128gcm
+from simulator.providers.webpush.vapid import VapidCheck, parse_authorization
 
 BOUNDED = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None

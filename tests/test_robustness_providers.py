@@ -18,8 +18,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from simulator.fcm_testing import PROJECT, access_token, assertion
-from simulator.testing import SimulatorHandle, apns_provider_token, running_simulator
+from simulator.testing.fcm import PROJECT, access_token, assertion
+from simulator.testing.handle import SimulatorHandle, apns_provider_token, running_simulator
 
 # every test: bounded in time, and the servers must log no unexpected error
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_server_errors")]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import SCENARIOS_DIR
-from loadtests.scenario import ScenarioError, bundled, load, loads
+from loadtests.scenario.load import ScenarioError, load, loads
+from scenarios import SCENARIOS_DIR, bundled
 
 LIBRARY = (
     "smoke",
@@ -160,7 +160,7 @@ def test_every_bundled_scenario_is_valid_plain_and_quick() -> None:
 def test_check_and_scenarios_commands(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("rate_per_user: 3", "rate_per_user: fast"))
-    cli = [sys.executable, "-m", "simulator.cli"]
+    cli = [sys.executable, "-m", "pushsim"]
     ok = subprocess.run(
         [*cli, "run", "--check", str(SCENARIOS_DIR / "smoke.yaml")],
         capture_output=True,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.scenario import bundled, load
+from loadtests.scenario.load import load
+from scenarios import bundled
 
 PER_SCENARIO_TIMEOUT = 150.0  # seconds: a quick run takes 15-30 s
 JOBS = max(1, int(os.environ.get("PUSHSIM_LIBRARY_JOBS", "2")))
@@ -56,7 +57,7 @@ class Run:
 
 def run_scenario(name: str, root: Path) -> Run:
     out = root / name
-    cmd = [sys.executable, "-m", "simulator.cli", "run", name, "--quick", "--out", str(out)]
+    cmd = [sys.executable, "-m", "pushsim", "run", name, "--quick", "--out", str(out)]
     started = time.monotonic()
     try:
         proc = subprocess.run(

@@ -24,10 +24,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sender.api import make_app
+from sender.api.app import make_app
 from sender.config import ConfigError, from_config_file, from_simulator_dir
 from sender.service import Sender
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing.handle import SimulatorHandle, running_simulator
 
 pytestmark = pytest.mark.timeout(90)
 

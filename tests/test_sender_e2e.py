@@ -21,10 +21,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sender.api import make_app
+from sender.api.app import make_app
 from sender.config import ProviderLimits, from_simulator_dir
 from sender.service import Sender
-from simulator.testing import SimulatorHandle
+from simulator.testing.handle import SimulatorHandle
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -361,7 +361,7 @@ def _start_sender(state: Path, db: Path, ready: Path) -> subprocess.Popen[bytes]
         [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "pushsim",
             "sender",
             "--simulator",
             str(state),

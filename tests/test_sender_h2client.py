@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from sender.h2client import ConnectionLost, H2Pool, client_ssl_context
-from simulator.testing import SimulatorHandle, apns_credentials, apns_provider_token
+from sender.transport.h2client import ConnectionLost, H2Pool, client_ssl_context
+from simulator.testing.handle import SimulatorHandle, apns_credentials, apns_provider_token
 
 
 def _pool(sim: SimulatorHandle, origin_key: str) -> H2Pool:

@@ -6,7 +6,7 @@ import random
 
 import hpack
 
-from sender.header_block import RequestHeaderEncoder, encode_int
+from sender.transport.header_block import RequestHeaderEncoder, encode_int
 
 
 def _request(i: int, token: bytes = b"bearer abc") -> list[tuple[bytes, bytes]]:

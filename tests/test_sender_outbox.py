@@ -7,9 +7,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from sender.outbox import DeliveryRow, NotificationRow, Outbox
-from sender.store import connect
-from simulator.clock import SystemClock
+from pushsim.clock import SystemClock
+from sender.storage.outbox import DeliveryRow, NotificationRow, Outbox
+from sender.storage.tokens import connect
 
 
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:

@@ -13,9 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sender.apns import ApnsCredentials, ProviderToken
-from sender.breaker import CircuitBreaker, State
-from sender.classify import (
+from pushsim.b64 import b64url
+from pushsim.clock import FakeClock
+from sender.api.validate import ValidationError, device_request, notification_request
+from sender.policy.breaker import CircuitBreaker, State
+from sender.policy.classify import (
     Kind,
     Outcome,
     classify_apns,
@@ -23,14 +25,19 @@ from sender.classify import (
     classify_webpush,
     parse_retry_after,
 )
-from sender.holdoff import DeviceHolds, Hold, HoldScope, ProviderGate, hold_for
-from sender.outbox import overall_status
-from sender.payload import Message, apns_payload, apns_request, fcm_body, webpush_plaintext
-from sender.ratelimit import TokenBucket
-from sender.retry import RetriesExhausted, RetryPolicy
-from sender.validate import ValidationError, device_request, notification_request
-from sender.webpush import Vapid, b64url, encrypt
-from simulator.clock import FakeClock
+from sender.policy.holdoff import DeviceHolds, Hold, HoldScope, ProviderGate, hold_for
+from sender.policy.ratelimit import TokenBucket
+from sender.policy.retry import RetriesExhausted, RetryPolicy
+from sender.providers.apns import ApnsCredentials, ProviderToken
+from sender.providers.payload import (
+    Message,
+    apns_payload,
+    apns_request,
+    fcm_body,
+    webpush_plaintext,
+)
+from sender.providers.webpush import Vapid, encrypt
+from sender.storage.outbox import overall_status
 
 NOW = 1_700_000_000.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from simulator.testing import SimulatorHandle, apns_provider_token
+from simulator.testing.handle import SimulatorHandle, apns_provider_token
 
 
 def provider_token(sim: SimulatorHandle, iat: float | None = None) -> str:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid01, Vapid02
 from pywebpush import WebPushException, webpush, webpush_async
 
-from simulator.testing import SimulatorHandle, running_simulator
+from simulator.testing.handle import SimulatorHandle, running_simulator
 
 
 @pytest.fixture(scope="module")

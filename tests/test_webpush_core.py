@@ -14,10 +14,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from simulator.clock import FakeClock
-from simulator.devices import Device, DeviceRegistry
-from simulator.stats import Stats
-from simulator.webpush import WebPushConfig, WebPushCore
+from pushsim.clock import FakeClock
+from simulator.providers.webpush.core import WebPushConfig, WebPushCore
+from simulator.state.devices import Device, DeviceRegistry
+from simulator.state.stats import Stats
 from simulator.wire import ConnectionInfo, Request, Respond
 
 BASE = "https://127.0.0.1:4443"

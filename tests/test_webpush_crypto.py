@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from simulator.webpush_crypto import (
+from simulator.providers.webpush.crypto import (
     DecryptError,
     IkmCache,
     ReceiverKeys,

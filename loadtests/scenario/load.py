@@ -1,0 +1,600 @@
+"""Scenario files: YAML in, a validated :class:`Scenario` out.
+
+Every error names the file, the line and the field, and says what was expected::
+
+    scenarios/spike.yaml:14: load.users: expected a positive integer, got 'many'
+
+``quick:`` holds overrides (deep-merged over the rest) that ``pushsim run --quick`` applies
+so that CI can run every scenario in well under a minute.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadtests.judge.objectives import CATALOG, Objective
+from scenarios import SCENARIOS_DIR, bundled
+
+PROVIDERS = ("apns", "fcm", "webpush")
+SHAPES = ("steady", "ramp", "spike")
+UNLIMITED = ("unlimited", "max", "no-wait")  # load.rate_per_user: no waits between requests
+TOP_LEVEL = (
+    "name",
+    "description",
+    "duration",
+    "drain_timeout",
+    "seed",
+    "population",
+    "load",
+    "traffic",
+    "devices",
+    "faults",
+    "objectives",
+    "target",
+    "quick",
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run, with where and why."""
+
+    def __init__(self, source: str, line: int | None, field_path: str, message: str) -> None:
+        self.source = source
+        self.line = line
+        self.field = field_path
+        self.message = message
+        where = f"{source}:{line}" if line else source
+        prefix = f"{field_path}: " if field_path else ""
+        super().__init__(f"{where}: {prefix}{message}")
+
+
+# -- YAML with line numbers ------------------------------------------------------------
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML and remember the line of every field, keyed by its dotted path."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = (getattr(exc, "problem", None) or str(exc)).splitlines()[0]  # one line
+        raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
+    except RecursionError as exc:
+        raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
+    lines: dict[str, int] = {}
+
+    def walk(n: yaml.Node | None, path: str) -> None:
+        if n is None:
+            return
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = str(k.value)
+                sub = f"{path}.{key}" if path else key
+                lines[sub] = k.start_mark.line + 1
+                walk(v, sub)
+                lines[sub] = k.start_mark.line + 1
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                walk(v, f"{path}[{i}]")
+
+    walk(node, "")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # composed, but not constructible: an unknown !tag
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = (getattr(exc, "problem", None) or str(exc)).splitlines()[0]
+        raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
+    except RecursionError as exc:
+        raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
+    return data, lines
+
+
+# -- value objects ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    devices: dict[str, int]  # provider -> count
+    users: int  # devices are spread round-robin over this many app users
+
+    @property
+    def total(self) -> int:
+        return sum(self.devices.values())
+
+
+@dataclass(frozen=True, slots=True)
+class LoadShape:
+    shape: str
+    users: int  # steady users; ramp end; spike base
+    rate_per_user: float  # notifications per second per app-server user; 0.0: unlimited (no waits)
+    spawn_rate: float
+    from_users: int = 1  # ramp start
+    spike_users: int = 0
+    spike_at: float = 0.0
+    spike_for: float = 0.0
+
+    def users_at(self, t: float, duration: float) -> int:
+        if self.shape == "ramp":
+            if duration <= 0:
+                return self.users
+            frac = min(1.0, max(0.0, t / duration))
+            return max(1, round(self.from_users + (self.users - self.from_users) * frac))
+        if self.shape == "spike" and self.spike_at <= t < self.spike_at + self.spike_for:
+            return self.spike_users
+        return self.users
+
+    def rate_text(self) -> str:
+        """Each user's rate as a person reads it: '5/s' or 'unlimited (no waits)'."""
+        return f"{self.rate_per_user:g}/s" if self.rate_per_user > 0 else "unlimited (no waits)"
+
+    def peak_users(self) -> int:
+        return max(self.users, self.from_users, self.spike_users)
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    to: dict[str, float]  # user | tokens | topic -> weight
+    payload: dict[str, float]  # small | medium | large -> weight
+    push_type: dict[str, float]  # alert | background -> weight
+    high_priority: float
+    ttl: int
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBehaviour:
+    reregister_rotated: bool
+    receipts: float  # share of received messages acknowledged through POST /v1/receipts
+    feed_poll_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTemplate:
+    method: str
+    path: str
+    body: (
+        Any  # JSON template: "{name}" placeholders; a string that is exactly "{x}" takes x's value
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetShape:
+    register: RequestTemplate
+    notify: RequestTemplate
+    accepted_status: tuple[int, ...]
+    id_field: str
+    devices_dead: str | None  # GET path listing dead registrations, or None
+    devices_active: str | None
+    metrics: str | None
+    health: str | None
+
+
+DEFAULT_TARGET: dict[str, Any] = {
+    "register": {
+        "method": "POST",
+        "path": "/v1/devices",
+        "body": {
+            "user_id": "{user_id}",
+            "provider": "{provider}",
+            "token": "{token}",
+            "subscription": "{subscription}",
+            "device_id": "{device_id}",
+        },
+    },
+    "notify": {
+        "method": "POST",
+        "path": "/v1/notifications",
+        "body": {
+            "to": "{to}",
+            "notification": {"title": "{title}", "body": "{body}"},
+            "data": {"correlation_id": "{correlation_id}", "pad": "{pad}"},
+            "priority": "{priority}",
+            "ttl": "{ttl}",
+            "apns": "{apns}",
+        },
+    },
+    "accepted_status": [200, 201, 202],
+    "id_field": "id",
+    "devices_dead": "/v1/devices?status=dead",
+    "devices_active": "/v1/devices?status=active",
+    "metrics": "/metrics",
+    "health": "/v1/health",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    source: str
+    duration: float
+    drain_timeout: float
+    seed: int
+    population: Population
+    load: LoadShape
+    traffic: Traffic
+    devices: DeviceBehaviour
+    faults: Any
+    objectives: tuple[Objective, ...]
+    target: TargetShape
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return copy.deepcopy(self.raw)
+
+
+# -- validation -------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+class _Check:
+    def __init__(self, source: str, lines: dict[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+
+    def fail(self, path: str, message: str) -> ScenarioError:
+        line = self.lines.get(path)
+        probe = path
+        while line is None and probe:
+            probe = probe.rsplit(".", 1)[0] if "." in probe else ""
+            line = self.lines.get(probe)
+        return ScenarioError(self.source, line, path, message)
+
+    def mapping(self, data: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise self.fail(path, f"expected a mapping, got {_show(data)}")
+        for key in data:
+            if key not in allowed:
+                raise self.fail(
+                    f"{path}.{key}" if path else str(key),
+                    f"unknown field; expected one of {', '.join(allowed)}",
+                )
+        return data
+
+    def duration(self, value: Any, path: str, *, minimum: float = 0.0) -> float:
+        seconds: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str):
+            m = _DURATION.match(value)
+            if m:
+                unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
+                seconds = float(m.group(1)) * unit
+        if seconds is None or seconds < minimum:
+            raise self.fail(
+                path,
+                "expected a duration such as 30s, 2m or 500ms "
+                f"(at least {minimum:g}s), got {_show(value)}",
+            )
+        return seconds
+
+    def integer(self, value: Any, path: str, *, minimum: int = 0, maximum: int = 10_000_000) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            what = (
+                "a positive integer" if minimum == 1 else f"an integer from {minimum} to {maximum}"
+            )
+            raise self.fail(path, f"expected {what}, got {_show(value)}")
+        return value
+
+    def number(
+        self, value: Any, path: str, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and (value < minimum or (maximum is not None and value > maximum)):
+            ok = False
+        if not ok:
+            rng = (
+                f"from {minimum:g} to {maximum:g}"
+                if maximum is not None
+                else f"at least {minimum:g}"
+            )
+            raise self.fail(path, f"expected a number {rng}, got {_show(value)}")
+        return float(value)
+
+    def weights(
+        self, value: Any, path: str, keys: tuple[str, ...], default: dict[str, float]
+    ) -> dict[str, float]:
+        if value is None:
+            return dict(default)
+        data = self.mapping(value, path, keys)
+        out = {k: self.number(v, f"{path}.{k}") for k, v in data.items()}
+        if sum(out.values()) <= 0:
+            raise self.fail(path, "expected at least one weight above 0")
+        return out
+
+
+def _rate(check: _Check, value: Any) -> float:
+    """``load.rate_per_user``: notifications per second per user, or ``unlimited`` (no waits:
+    each user sends its next request as soon as the last one is answered). 0.0 means unlimited."""
+    if isinstance(value, str) and value.strip().lower() in UNLIMITED:
+        return 0.0
+    try:
+        return check.number(value, "load.rate_per_user", minimum=0.01)
+    except ScenarioError as exc:
+        raise check.fail(
+            "load.rate_per_user",
+            f"expected a number at least 0.01 or 'unlimited', got {_show(value)}",
+        ) from exc
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _parse_faults(data: Any, source: str, check: _Check) -> Any:
+    """Validate ``faults:`` with the simulator's fault-plan parser (it owns that format)."""
+    if data is None:
+        return []
+    try:
+        from simulator.faults import spec as faults_spec
+    except ImportError:  # a simulator without a fault plan: pass the section through
+        if not isinstance(data, (list, dict)):
+            raise check.fail("faults", f"expected a list of faults, got {_show(data)}") from None
+        return data
+    try:
+        faults_spec.parse_faults(data, source, lines=check.lines, prefix="faults")
+    except faults_spec.FaultSpecError as exc:
+        line = exc.line if exc.line is not None else check.lines.get(exc.field)
+        raise ScenarioError(source, line, exc.field, exc.message) from exc
+    return data
+
+
+def _template(check: _Check, data: Any, path: str, default: dict[str, Any]) -> RequestTemplate:
+    d = check.mapping(data, path, ("method", "path", "body"))
+    merged = {**default, **d}
+    method = merged["method"]
+    if method not in ("POST", "PUT", "PATCH"):
+        raise check.fail(f"{path}.method", f"expected POST, PUT or PATCH, got {_show(method)}")
+    p = merged["path"]
+    if not isinstance(p, str) or not p.startswith("/"):
+        raise check.fail(f"{path}.path", f"expected a path starting with /, got {_show(p)}")
+    return RequestTemplate(method, p, merged["body"])
+
+
+def _target(check: _Check, data: Any) -> TargetShape:
+    d = check.mapping(data, "target", tuple(DEFAULT_TARGET))
+    reg = _template(check, d.get("register"), "target.register", DEFAULT_TARGET["register"])
+    notify = _template(check, d.get("notify"), "target.notify", DEFAULT_TARGET["notify"])
+    accepted = d.get("accepted_status", DEFAULT_TARGET["accepted_status"])
+    if (
+        not isinstance(accepted, list)
+        or not accepted
+        or not all(isinstance(s, int) and 200 <= s < 300 for s in accepted)
+    ):
+        raise check.fail(
+            "target.accepted_status", f"expected a list of 2xx status codes, got {_show(accepted)}"
+        )
+    opt: dict[str, str | None] = {}
+    for key in ("devices_dead", "devices_active", "metrics", "health"):
+        v = d.get(key, DEFAULT_TARGET[key])
+        if v is not None and (not isinstance(v, str) or not v.startswith("/")):
+            raise check.fail(
+                f"target.{key}", f"expected a path starting with / or null, got {_show(v)}"
+            )
+        opt[key] = v
+    id_field = d.get("id_field", "id")
+    if not isinstance(id_field, str) or not id_field:
+        raise check.fail("target.id_field", f"expected a field name, got {_show(id_field)}")
+    return TargetShape(
+        reg,
+        notify,
+        tuple(accepted),
+        id_field,
+        opt["devices_dead"],
+        opt["devices_active"],
+        opt["metrics"],
+        opt["health"],
+    )
+
+
+def validate(
+    data: Any, source: str, lines: dict[str, int] | None = None, *, quick: bool = False
+) -> Scenario:
+    check = _Check(source, lines or {})
+    if not isinstance(data, dict):
+        raise check.fail("", f"expected a mapping of scenario fields, got {_show(data)}")
+    top = check.mapping(data, "", TOP_LEVEL)
+    if quick and top.get("quick") is not None:
+        overrides = check.mapping(
+            top["quick"], "quick", tuple(k for k in TOP_LEVEL if k != "quick")
+        )
+        top = _merge(top, overrides)
+        check.lines = {**lines} if lines else {}
+        for k, v in (lines or {}).items():
+            if k.startswith("quick."):
+                check.lines[k[len("quick.") :]] = v
+    name = top.get("name", Path(source).stem)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise check.fail(
+            "name", f"expected a name of letters, digits, '-', '_' or '.', got {_show(name)}"
+        )
+    description = top.get("description", "")
+    if not isinstance(description, str):
+        raise check.fail("description", f"expected text, got {_show(description)}")
+    duration = check.duration(top.get("duration", "20s"), "duration", minimum=1)
+    drain = check.duration(top.get("drain_timeout", "20s"), "drain_timeout", minimum=0)
+    seed = check.integer(top.get("seed", 1), "seed", minimum=0, maximum=2**63)
+
+    pop = check.mapping(top.get("population"), "population", ("devices", "users"))
+    devs = check.mapping(pop.get("devices", {"apns": 10}), "population.devices", PROVIDERS)
+    devices = {
+        p: check.integer(n, f"population.devices.{p}", minimum=0, maximum=100_000)
+        for p, n in devs.items()
+    }
+    if sum(devices.values()) < 1:
+        raise check.fail("population.devices", "expected at least one device")
+    users = check.integer(
+        pop.get("users", sum(devices.values())), "population.users", minimum=1, maximum=1_000_000
+    )
+    population = Population(devices, users)
+
+    ld = check.mapping(
+        top.get("load"),
+        "load",
+        (
+            "shape",
+            "users",
+            "rate_per_user",
+            "spawn_rate",
+            "from_users",
+            "spike_users",
+            "spike_at",
+            "spike_for",
+        ),
+    )
+    shape = ld.get("shape", "steady")
+    if shape not in SHAPES:
+        raise check.fail("load.shape", f"expected one of {', '.join(SHAPES)}, got {_show(shape)}")
+    lusers = check.integer(ld.get("users", 4), "load.users", minimum=1, maximum=100_000)
+    load = LoadShape(
+        shape=shape,
+        users=lusers,
+        rate_per_user=_rate(check, ld.get("rate_per_user", 5)),
+        spawn_rate=check.number(
+            ld.get("spawn_rate", max(1, lusers)), "load.spawn_rate", minimum=0.1
+        ),
+        from_users=check.integer(
+            ld.get("from_users", 1), "load.from_users", minimum=1, maximum=100_000
+        ),
+        spike_users=check.integer(
+            ld.get("spike_users", lusers), "load.spike_users", minimum=1, maximum=100_000
+        ),
+        spike_at=check.duration(ld.get("spike_at", 0), "load.spike_at"),
+        spike_for=check.duration(ld.get("spike_for", 0), "load.spike_for"),
+    )
+    if shape == "spike":
+        if "spike_users" not in ld or "spike_at" not in ld or "spike_for" not in ld:
+            raise check.fail("load", "a spike needs spike_users, spike_at and spike_for")
+        if load.spike_at + load.spike_for > duration:
+            raise check.fail(
+                "load.spike_for", f"the spike ends after the run's duration ({duration:g}s)"
+            )
+
+    tr = check.mapping(
+        top.get("traffic"),
+        "traffic",
+        ("to", "payload", "push_type", "high_priority", "ttl", "topics"),
+    )
+    topics = tr.get("topics", ["news"])
+    if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
+        raise check.fail("traffic.topics", f"expected a list of topic names, got {_show(topics)}")
+    traffic = Traffic(
+        to=check.weights(
+            tr.get("to"), "traffic.to", ("user", "tokens", "topic"), {"user": 0.7, "tokens": 0.3}
+        ),
+        payload=check.weights(
+            tr.get("payload"),
+            "traffic.payload",
+            ("small", "medium", "large"),
+            {"small": 0.7, "medium": 0.25, "large": 0.05},
+        ),
+        push_type=check.weights(
+            tr.get("push_type"),
+            "traffic.push_type",
+            ("alert", "background"),
+            {"alert": 0.9, "background": 0.1},
+        ),
+        high_priority=check.number(
+            tr.get("high_priority", 0.8), "traffic.high_priority", maximum=1
+        ),
+        ttl=check.integer(tr.get("ttl", 3600), "traffic.ttl", maximum=2_419_200),
+        topics=tuple(topics),
+    )
+
+    dv = check.mapping(
+        top.get("devices"), "devices", ("reregister_rotated", "receipts", "feed_poll")
+    )
+    rereg = dv.get("reregister_rotated", True)
+    if not isinstance(rereg, bool):
+        raise check.fail(
+            "devices.reregister_rotated", f"expected true or false, got {_show(rereg)}"
+        )
+    behaviour = DeviceBehaviour(
+        reregister_rotated=rereg,
+        receipts=check.number(dv.get("receipts", 0.05), "devices.receipts", maximum=1),
+        feed_poll_s=check.duration(dv.get("feed_poll", "0.5s"), "devices.feed_poll", minimum=0.05),
+    )
+
+    faults = _parse_faults(top.get("faults"), source, check)
+
+    obj = check.mapping(top.get("objectives"), "objectives", tuple(CATALOG))
+    objectives = []
+    for key, value in obj.items():
+        kind = CATALOG[key]
+        maximum = (
+            1.0 if kind.measure == "delivered_ratio" or kind.measure.endswith("_ratio") else None
+        )
+        req = check.number(value, f"objectives.{key}", maximum=maximum)
+        objectives.append(Objective(key, req, check.lines.get(f"objectives.{key}")))
+
+    target = _target(check, top.get("target"))
+    return Scenario(
+        name=name,
+        description=description,
+        source=source,
+        duration=duration,
+        drain_timeout=drain,
+        seed=seed,
+        population=population,
+        load=load,
+        traffic=traffic,
+        devices=behaviour,
+        faults=faults,
+        objectives=tuple(objectives),
+        target=target,
+        raw=top,
+    )
+
+
+def loads(text: str, source: str = "<scenario>", *, quick: bool = False) -> Scenario:
+    data, lines = _compose(text, source)
+    return validate(data, source, lines, quick=quick)
+
+
+def resolve(name_or_path: str) -> Path:
+    """A scenario by bundled name (``smoke``) or by path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    bundled = SCENARIOS_DIR / f"{name_or_path}.yaml"
+    return bundled if bundled.exists() else p
+
+
+def load(name_or_path: str, *, quick: bool = False) -> Scenario:
+    path = resolve(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        names = ", ".join(q.stem for q in bundled())
+        raise ScenarioError(
+            str(name_or_path),
+            None,
+            "",
+            f"no such scenario file or bundled scenario (bundled: {names})",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), None, "", f"cannot read: {exc}") from exc
+    return loads(text, str(path), quick=quick)

@@ -1,0 +1,394 @@
+"""The durable outbox: accepted notifications are on disk before the API answers 202.
+
+Writes are group-committed: :meth:`Outbox.accept` queues the rows and awaits the next
+flush, which runs ``flush_interval`` seconds after the first pending accept (or at once when
+a batch is full) and writes everything pending -- new notifications, delivery state
+changes, attempt records, receipts -- in one SQLite transaction (WAL mode). Committed data
+survives a killed process; on restart :meth:`Outbox.unfinished` returns the deliveries
+still owed (at-least-once).
+
+Nobody waits on delivery outcomes, attempt records and receipts, so alone they are
+flushed every ``record_interval`` seconds (they also ride along with any accept's commit).
+A crash loses at most the records of that last window, never an accepted notification:
+a delivery whose outcome was lost is still open on disk and is sent again on restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pushsim.clock import Clock
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    message TEXT NOT NULL,
+    deadline REAL NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    targets INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    notification_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    token TEXT NOT NULL,
+    target TEXT,
+    message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    provider_message_id TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_notification ON deliveries (notification_id);
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (status)
+    WHERE status IN ('pending', 'retrying');
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    status_code INTEGER,
+    reason TEXT,
+    latency_ms REAL
+);
+CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id);
+CREATE TABLE IF NOT EXISTS receipts (
+    notification_id TEXT NOT NULL,
+    token TEXT NOT NULL,
+    event TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS receipts_notification ON receipts (notification_id);
+"""
+
+OPEN_STATUSES = ("pending", "retrying")
+TERMINAL_STATUSES = ("delivered", "dead_token", "failed", "dead_lettered")
+
+
+@dataclass(slots=True)
+class DeliveryRow:
+    id: int
+    notification_id: str
+    provider: str
+    token: str
+    target: dict[str, Any] | None
+    message_id: str
+    status: str = "pending"
+    attempts: int = 0
+    next_at: float = 0.0
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class NotificationRow:
+    id: str
+    created_at: float
+    message: dict[str, Any]
+    deadline: float
+    idempotency_key: str | None
+    targets: int
+
+
+class Outbox:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        clock: Clock,
+        *,
+        flush_interval: float = 0.002,
+        record_interval: float = 0.05,
+        max_batch: int = 2000,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.clock = clock
+        self.flush_interval = flush_interval
+        self.record_interval = max(flush_interval, record_interval)
+        self.max_batch = max_batch
+        self.before_commit = before_commit
+        conn.executescript(SCHEMA)
+        row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM deliveries").fetchone()
+        self._next_id = int(row[0]) + 1
+        self._new_notifications: list[tuple[Any, ...]] = []
+        self._new_deliveries: list[tuple[Any, ...]] = []
+        self._updates: dict[int, tuple[Any, ...]] = {}
+        self._attempts: list[tuple[Any, ...]] = []
+        self._receipts: list[tuple[Any, ...]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._handle: asyncio.Handle | None = None  # the next flush, when scheduled
+        self._handle_at = 0.0  # loop time the scheduled flush runs at (0: this turn)
+        self.idempotency: dict[str, str] = {}
+        self.commits = 0
+        self.closed = False
+
+    def next_delivery_id(self) -> int:
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    # -- writes -----------------------------------------------------------------
+
+    async def accept(self, n: NotificationRow, deliveries: list[DeliveryRow]) -> None:
+        """Queue a notification and its deliveries; return once they are committed."""
+        self._new_notifications.append(
+            (n.id, n.created_at, json.dumps(n.message), n.deadline, n.idempotency_key, n.targets)
+        )
+        for d in deliveries:
+            self._new_deliveries.append(
+                (
+                    d.id,
+                    d.notification_id,
+                    d.provider,
+                    d.token,
+                    json.dumps(d.target) if d.target else None,
+                    d.message_id,
+                    d.status,
+                )
+            )
+        if n.idempotency_key:
+            self.idempotency[n.idempotency_key] = n.id
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._schedule(len(self._new_notifications) >= self.max_batch, self.flush_interval)
+        await fut
+
+    def update(
+        self,
+        delivery_id: int,
+        status: str,
+        attempts: int,
+        next_at: float = 0.0,
+        last_error: str | None = None,
+        provider_message_id: str | None = None,
+    ) -> None:
+        self._updates[delivery_id] = (
+            status,
+            attempts,
+            next_at,
+            last_error,
+            provider_message_id,
+            delivery_id,
+        )
+        if self._handle is None:
+            self._schedule(False, self.record_interval)
+
+    def record_attempt(
+        self, delivery_id: int, at: float, status_code: int | None, reason: str, latency_ms: float
+    ) -> None:
+        self._attempts.append((delivery_id, at, status_code, reason, round(latency_ms, 3)))
+        if self._handle is None:
+            self._schedule(False, self.record_interval)
+
+    def record_receipt(self, notification_id: str, token: str, event: str) -> None:
+        self._receipts.append((notification_id, token, event, self.clock.time()))
+        if self._handle is None:
+            self._schedule(False, self.record_interval)
+
+    def _schedule(self, now: bool, delay: float) -> None:
+        """Flush at once (``now``), or within ``delay`` seconds (an earlier flush already
+        scheduled stands; a later one is brought forward)."""
+        if self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        if now:
+            if self._handle is not None:
+                if self._handle_at == 0.0:
+                    return  # already due in this loop turn
+                self._handle.cancel()
+            self._handle = loop.call_soon(self.flush)
+            self._handle_at = 0.0
+            return
+        at = loop.time() + delay
+        if self._handle is not None:
+            if self._handle_at <= at:
+                return
+            self._handle.cancel()
+        self._handle = loop.call_at(at, self.flush)
+        self._handle_at = at
+
+    def flush(self) -> None:
+        """Commit everything pending in one transaction and wake the waiters."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        waiters, self._waiters = self._waiters, []
+        if not (
+            self._new_notifications
+            or self._new_deliveries
+            or self._updates
+            or self._attempts
+            or self._receipts
+        ):
+            return
+        c = self.conn
+        try:
+            c.execute("BEGIN")
+            if self._new_notifications:
+                c.executemany(
+                    "INSERT OR IGNORE INTO notifications (id, created_at, message, deadline,"
+                    " idempotency_key, targets) VALUES (?,?,?,?,?,?)",
+                    self._new_notifications,
+                )
+            if self._new_deliveries:
+                c.executemany(
+                    "INSERT INTO deliveries (id, notification_id, provider, token, target,"
+                    " message_id, status) VALUES (?,?,?,?,?,?,?)",
+                    self._new_deliveries,
+                )
+            if self._updates:
+                c.executemany(
+                    "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_error = ?,"
+                    " provider_message_id = COALESCE(?, provider_message_id) WHERE id = ?",
+                    list(self._updates.values()),
+                )
+            if self._attempts:
+                c.executemany("INSERT INTO attempts VALUES (?,?,?,?,?)", self._attempts)
+            if self._receipts:
+                c.executemany("INSERT INTO receipts VALUES (?,?,?,?)", self._receipts)
+            if self.before_commit is not None:
+                self.before_commit()
+            c.execute("COMMIT")
+        except BaseException as exc:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            raise
+        finally:
+            self._new_notifications.clear()
+            self._new_deliveries.clear()
+            self._updates.clear()
+            self._attempts.clear()
+            self._receipts.clear()
+        self.commits += 1
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def close(self) -> None:
+        self.flush()
+        self.closed = True
+
+    # -- reads ------------------------------------------------------------------
+
+    def find_idempotent(self, key: str) -> str | None:
+        nid = self.idempotency.get(key)
+        if nid is not None:
+            return nid
+        row = self.conn.execute(
+            "SELECT id FROM notifications WHERE idempotency_key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def unfinished(self) -> list[tuple[NotificationRow, list[DeliveryRow]]]:
+        """Deliveries still owed, grouped by notification (for restart recovery)."""
+        self.flush()
+        rows = self.conn.execute(
+            "SELECT d.id, d.notification_id, d.provider, d.token, d.target, d.message_id,"
+            " d.status, d.attempts, d.next_at, d.last_error,"
+            " n.created_at, n.message, n.deadline, n.idempotency_key, n.targets"
+            " FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
+            " WHERE d.status IN ('pending', 'retrying') ORDER BY d.id"
+        ).fetchall()
+        out: dict[str, tuple[NotificationRow, list[DeliveryRow]]] = {}
+        for r in rows:
+            if r[1] not in out:
+                out[r[1]] = (
+                    NotificationRow(r[1], r[10], json.loads(r[11]), r[12], r[13], r[14]),
+                    [],
+                )
+            out[r[1]][1].append(
+                DeliveryRow(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    json.loads(r[4]) if r[4] else None,
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                )
+            )
+        return list(out.values())
+
+    def notification(self, notification_id: str) -> dict[str, Any] | None:
+        self.flush()
+        c = self.conn
+        n = c.execute(
+            "SELECT id, created_at, targets FROM notifications WHERE id = ?", (notification_id,)
+        ).fetchone()
+        if n is None:
+            return None
+        deliveries = c.execute(
+            "SELECT id, provider, token, status, message_id, provider_message_id, last_error,"
+            " attempts FROM deliveries WHERE notification_id = ? ORDER BY id",
+            (notification_id,),
+        ).fetchall()
+        ids = [d[0] for d in deliveries]
+        attempts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for a in c.execute(
+                f"SELECT delivery_id, at, status_code, reason, latency_ms FROM attempts"
+                f" WHERE delivery_id IN ({marks}) ORDER BY rowid",
+                ids,
+            ):
+                attempts[a[0]].append(
+                    {"at": a[1], "status_code": a[2], "reason": a[3], "latency_ms": a[4]}
+                )
+        receipts: dict[str, dict[str, float]] = {}
+        for r in c.execute(
+            "SELECT token, event, at FROM receipts WHERE notification_id = ? ORDER BY rowid",
+            (notification_id,),
+        ):
+            receipts.setdefault(r[0], {}).setdefault(r[1], r[2])
+        out_deliveries = [
+            {
+                "provider": d[1],
+                "token": d[2],
+                "status": d[3],
+                "message_id": d[4],
+                "provider_message_id": d[5],
+                "last_error": d[6],
+                "attempts": attempts[d[0]],
+                "receipts": receipts.get(d[2], {}),
+            }
+            for d in deliveries
+        ]
+        return {
+            "id": n[0],
+            "status": overall_status([d[3] for d in deliveries], any(attempts.values())),
+            "created_at": n[1],
+            "targets": n[2],
+            "deliveries": out_deliveries,
+        }
+
+    def has_delivery_to(self, notification_id: str, token: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM deliveries WHERE notification_id = ? AND token = ? LIMIT 1",
+            (notification_id, token),
+        ).fetchone()
+        return row is not None
+
+
+def overall_status(statuses: list[str], attempted: bool) -> str:
+    if not statuses:
+        return "failed"
+    if any(s in OPEN_STATUSES for s in statuses):
+        return (
+            "in_progress"
+            if attempted or any(s not in OPEN_STATUSES for s in statuses)
+            else "accepted"
+        )
+    delivered = sum(1 for s in statuses if s == "delivered")
+    if delivered == len(statuses):
+        return "delivered"
+    return "partially_delivered" if delivered else "failed"

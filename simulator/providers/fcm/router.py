@@ -1,0 +1,255 @@
+"""The ``fcm`` listener: routes requests to the OAuth endpoint, FCM v1 and topic management.
+
+One port (HTTP/2 and HTTP/1.1) serves what three Google hosts serve in production:
+
+- ``POST /token``: the OAuth2 token endpoint (``oauth2.googleapis.com``);
+- ``POST /v1/projects/{project}/messages:send`` (``fcm.googleapis.com``);
+- ``POST /v1/projects/{project}/registrations/{token}/topicSubscriptions?topic_name=T`` and
+  ``DELETE .../topicSubscriptions/{T}``: the v1 topic API firebase-admin 7 uses;
+- ``POST /iid/v1:batchAdd`` / ``:batchRemove`` and ``GET /iid/info/{token}``: the Instance ID
+  API (``iid.googleapis.com``), authorised with an OAuth access token.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+from simulator.providers.fcm.core import PROVIDER, FcmCore
+from simulator.providers.fcm.errors import (
+    FcmError,
+    fcm_error_response,
+    not_found,
+    permission_denied,
+    status_body,
+)
+from simulator.providers.fcm.oauth import (
+    AccessGrant,
+    AccessTokens,
+    OAuthConfig,
+    ServiceAccount,
+    TokenEndpoint,
+)
+from simulator.providers.fcm.topics import MAX_TOPICS_PER_DEVICE, TOPIC_NAME
+from simulator.server.protocol import ListenerOptions
+from simulator.state.credentials import Credentials
+from simulator.state.devices import Device, TokenState
+from simulator.wire import Action, Request, Respond
+
+if TYPE_CHECKING:
+    from simulator.app import Simulator
+    from simulator.faults.auth import AuthPolicy
+
+_JSON = (("content-type", "application/json; charset=UTF-8"),)
+_SEND_SUFFIX = "/messages:send"
+_PROJECTS = "/v1/projects/"
+MAX_IID_TOKENS = 1000
+
+
+def _iid_error(status: int, error: str) -> Respond:
+    return Respond(status, _JSON, json.dumps({"error": error}).encode())
+
+
+class FcmRouter:
+    """The ``fcm`` listener's handler."""
+
+    def __init__(self, core: FcmCore, oauth: TokenEndpoint) -> None:
+        self.core = core
+        self.oauth = oauth
+
+    def handle(self, req: Request) -> Action:
+        path = req.path
+        if path.startswith(_PROJECTS) and path.endswith(_SEND_SUFFIX):
+            project = path[len(_PROJECTS) : -len(_SEND_SUFFIX)]
+            if req.method != "POST":
+                return not_found(f"Method {req.method} is not supported for messages:send.")
+            if not project or "/" in project:
+                return not_found()
+            return self.core.send(req, project)
+        path, _, query = path.partition("?")
+        if path == "/token":
+            return self.oauth.handle(req)
+        if path in ("/iid/v1:batchAdd", "/iid/v1:batchRemove"):
+            return self.iid_batch(req, add=path.endswith("batchAdd"))
+        if path.startswith("/iid/info/"):
+            return self.iid_info(req, unquote(path[len("/iid/info/") :]))
+        if path.startswith(_PROJECTS):
+            parts = path[len(_PROJECTS) :].split("/")
+            if (
+                len(parts) in (4, 5)
+                and parts[1] == "registrations"
+                and parts[3] == "topicSubscriptions"
+            ):
+                return self.topic_subscription(req, parts, parse_qs(query))
+        return not_found()
+
+    # -- topic management ---------------------------------------------------------
+
+    def _auth(self, req: Request) -> AccessGrant | Respond:
+        res = self.core.authenticate(req)
+        if isinstance(res, AccessGrant) and not res.may_send:
+            return permission_denied(res.project_id)
+        return res
+
+    def _lookup(self, token: str) -> tuple[Device | None, TokenState]:
+        found = self.core.registry.lookup(PROVIDER, token)
+        return found.device, found.state
+
+    def iid_batch(self, req: Request, add: bool) -> Respond:
+        if req.method != "POST":
+            return _iid_error(405, "MethodNotAllowed")
+        auth = req.header("authorization") or ""
+        if auth.lower().startswith("key="):
+            return _iid_error(
+                401, "Unauthorized: server keys are no longer accepted; use an OAuth2 access token"
+            )
+        grant = self._auth(req)
+        if isinstance(grant, Respond):
+            return grant
+        try:
+            body: Any = json.loads(req.body)
+        except (ValueError, RecursionError):
+            return _iid_error(400, "InvalidJson")
+        if not isinstance(body, dict):
+            return _iid_error(400, "InvalidJson")
+        to = body.get("to")
+        tokens = body.get("registration_tokens")
+        if not isinstance(to, str) or not to.startswith("/topics/") or not TOPIC_NAME.match(to[8:]):
+            return _iid_error(400, "InvalidTopicName" if isinstance(to, str) else "MissingTo")
+        if (
+            not isinstance(tokens, list)
+            or not tokens
+            or not all(isinstance(t, str) for t in tokens)
+        ):
+            return _iid_error(400, "MissingRegistrationTokens")
+        if len(tokens) > MAX_IID_TOKENS:
+            return _iid_error(400, "TooManyRegistrationTokens")
+        topic = to[8:]
+        results: list[dict[str, str]] = []
+        for token in tokens:
+            dev, state = self._lookup(token)
+            if state is TokenState.DEAD:
+                self.core.registry.note_rejection(PROVIDER, token)
+                results.append({"error": "NOT_FOUND"})
+            elif dev is None or state is not TokenState.VALID or dev.app != grant.project_id:
+                results.append({"error": "INVALID_ARGUMENT"})
+            elif add:
+                err = self.core.topics.subscribe(dev, topic)
+                results.append({"error": err} if err else {})
+            else:
+                self.core.topics.unsubscribe(dev, topic)
+                results.append({})
+        self.core.stats.count(PROVIDER, "topic_add" if add else "topic_remove", len(tokens))
+        return Respond(200, _JSON, json.dumps({"results": results}).encode())
+
+    def iid_info(self, req: Request, token: str) -> Respond:
+        grant = self._auth(req)
+        if isinstance(grant, Respond):
+            return grant
+        dev, state = self._lookup(token)
+        if dev is None or state is not TokenState.VALID:
+            return _iid_error(
+                404 if state is TokenState.DEAD else 400,
+                "No information found about this instance id.",
+            )
+        info: dict[str, Any] = {
+            "application": dev.app,
+            "authorizedEntity": dev.app,
+            "platform": dev.meta.get("platform", "ANDROID").upper(),
+        }
+        if dev.topics:
+            info["rel"] = {"topics": {t: {"addDate": "2024-01-01"} for t in sorted(dev.topics)}}
+        return Respond(200, _JSON, json.dumps(info).encode())
+
+    def topic_subscription(
+        self, req: Request, parts: list[str], query: dict[str, list[str]]
+    ) -> Respond:
+        project, token = parts[0], unquote(parts[2])
+        grant = self._auth(req)
+        if isinstance(grant, Respond):
+            return grant
+        if grant.project_id != project:
+            return permission_denied(project)
+        if len(parts) == 4:
+            if req.method != "POST":
+                return not_found()
+            topic = query.get("topic_name", query.get("topicName", [""]))[0]
+        else:
+            if req.method != "DELETE":
+                return not_found()
+            topic = unquote(parts[4])
+        if not TOPIC_NAME.match(topic):
+            return fcm_error_response(FcmError("INVALID_ARGUMENT", "Invalid topic name."))
+        dev, state = self._lookup(token)
+        if state is TokenState.DEAD:
+            self.core.registry.note_rejection(PROVIDER, token)
+            return fcm_error_response(FcmError("UNREGISTERED", "Requested entity was not found."))
+        if dev is None or state is not TokenState.VALID:
+            return fcm_error_response(
+                FcmError(
+                    "INVALID_ARGUMENT",
+                    "The registration token is not a valid FCM registration token",
+                )
+            )
+        if dev.app != project:
+            return fcm_error_response(FcmError("SENDER_ID_MISMATCH", "SenderId mismatch"))
+        name = f"projects/{project}/registrations/{token}/topicSubscriptions/{topic}"
+        if len(parts) == 4:
+            if topic in dev.topics:
+                return Respond(
+                    409,
+                    _JSON,
+                    status_body(409, "Topic subscription already exists.", "ALREADY_EXISTS"),
+                )
+            if len(dev.topics) >= MAX_TOPICS_PER_DEVICE:
+                return fcm_error_response(
+                    FcmError(
+                        "QUOTA_EXCEEDED",
+                        f"An app instance may subscribe to at most {MAX_TOPICS_PER_DEVICE} topics.",
+                    )
+                )
+            self.core.topics.subscribe(dev, topic)
+            self.core.stats.count(PROVIDER, "topic_add")
+            return Respond(200, _JSON, json.dumps({"name": name}).encode())
+        allow_missing = (
+            query.get("allow_missing", query.get("allowMissing", ["false"]))[0] == "true"
+        )
+        if topic not in dev.topics and not allow_missing:
+            return not_found("Topic subscription not found.")
+        self.core.topics.unsubscribe(dev, topic)
+        self.core.stats.count(PROVIDER, "topic_remove")
+        return Respond(200, _JSON, b"{}")
+
+
+def build_fcm(sim: Simulator, creds: Credentials) -> tuple[FcmRouter, ListenerOptions]:
+    """The ``fcm`` listener's handler, its control routes and its online hook."""
+    from simulator.providers.fcm.control import register_control
+
+    sa = json.loads(creds.fcm_service_account_file.read_text())
+    account = ServiceAccount.from_pem(
+        creds.fcm_client_email,
+        creds.fcm_project_id,
+        creds.fcm_public_key_pem,
+        sa.get("private_key_id"),
+    )
+    tokens = AccessTokens(sim.clock, random.Random(sim.rng.random()))
+    oauth = TokenEndpoint(
+        [account],
+        tokens,
+        sim.clock,
+        OAuthConfig(),
+        audiences=lambda: [sim.endpoints.get("oauth_token_uri", "")],
+    )
+    core = FcmCore(sim.registry, tokens, sim.clock, sim.stats)
+    router = FcmRouter(core, oauth)
+
+    def follow_auth_policy(policy: AuthPolicy) -> None:
+        router.oauth.config.token_lifetime = policy.oauth_token_lifetime
+        core.enforce_expiry = policy.oauth_expiry_enforced
+
+    sim.auth_policy.subscribe(follow_auth_policy)
+    sim.online_hooks[PROVIDER] = core.devices.flush
+    sim.control_extensions.append(lambda app: register_control(app, router))
+    return router, ListenerOptions(max_concurrent_streams=1000)

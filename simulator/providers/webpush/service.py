@@ -1,0 +1,131 @@
+"""Wiring of the Web Push core into a running simulator: device hook and control routes.
+
+Control routes (JSON over HTTP/1.1, beside the rest of ``/_sim/``):
+
+- ``GET /_sim/webpush/config`` and ``PATCH /_sim/webpush/config`` with any of
+  ``{"flavour": "mozilla"|"google"|"apple", "rate_per_second": float|null,
+  "rate_burst": int, "subscription_lifetime": seconds|null, "max_payload": int,
+  "max_pending": int, "ecdh_cache": bool, "unsubscribed_status": 404|410|null,
+  "expired_status": 404|410|null}``;
+- ``POST /_sim/webpush/subscriptions/{device_id}/expire``: the subscription expires now
+  (sends then get the flavour's expired status, 410 or 404);
+- ``GET /_sim/webpush/pending/{device_id}``: messages an offline browser still holds;
+- ``GET /_sim/webpush/cache``: VAPID and ECDH cache counters.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from simulator.control import SIM_KEY, bad_request, read_json
+from simulator.providers.webpush.core import WebPushConfig, WebPushCore
+from simulator.providers.webpush.flavours import FLAVOURS
+
+if TYPE_CHECKING:
+    from simulator.app import Simulator
+
+CORE_KEY: web.AppKey[WebPushCore] = web.AppKey("webpush_core")
+
+
+def install_webpush(sim: Simulator) -> WebPushCore:
+    """Build the core for ``sim``, hook device-online, and register the control routes."""
+    core = WebPushCore(
+        sim.registry, sim.clock, sim.stats, sim.webpush_config, random.Random(sim.rng.random())
+    )
+    sim.online_hooks["webpush"] = core.device_online
+
+    def register(app: web.Application) -> None:
+        app[CORE_KEY] = core
+        app.router.add_get("/_sim/webpush/config", get_config)
+        app.router.add_patch("/_sim/webpush/config", patch_config)
+        app.router.add_put("/_sim/webpush/config", patch_config)
+        app.router.add_post("/_sim/webpush/subscriptions/{device_id}/expire", expire)
+        app.router.add_get("/_sim/webpush/pending/{device_id}", pending)
+        app.router.add_get("/_sim/webpush/cache", cache)
+
+    sim.control_extensions.append(register)
+    return core
+
+
+def _not_found(message: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return web.json_response(request.app[CORE_KEY].config.as_dict())
+
+
+def apply_config(config: WebPushConfig, body: dict[str, Any]) -> tuple[str, str] | None:
+    """Apply a partial update; returns (field, message) for the first bad field, else None."""
+    staged: dict[str, Any] = {}
+    for name, value in body.items():
+        if name == "flavour":
+            if value not in FLAVOURS:
+                return name, f"expected one of {', '.join(FLAVOURS)}, got {value!r}"
+        elif name in ("rate_per_second", "subscription_lifetime"):
+            ok = value is None or (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            )
+            if not ok:
+                return name, f"expected a positive number or null, got {value!r}"
+        elif name in ("rate_burst", "max_payload", "max_pending"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                return name, f"expected a positive integer, got {value!r}"
+        elif name == "ecdh_cache":
+            if not isinstance(value, bool):
+                return name, f"expected true or false, got {value!r}"
+        elif name in ("unsubscribed_status", "expired_status"):
+            if value not in (None, 404, 410):
+                return name, f"expected 404, 410 or null, got {value!r}"
+        else:
+            return name, "unknown field"
+        staged[name] = value
+    for name, value in staged.items():
+        setattr(config, name, value)
+    return None
+
+
+async def patch_config(request: web.Request) -> web.Response:
+    core = request.app[CORE_KEY]
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        return bad_request("expected a JSON object")
+    problem = apply_config(core.config, body)
+    if problem is not None:
+        return bad_request(f"{problem[0]}: {problem[1]}", problem[0])
+    return web.json_response(core.config.as_dict())
+
+
+def _webpush_device(request: web.Request) -> Any:
+    sim = request.app[SIM_KEY]
+    dev = sim.registry.devices.get(request.match_info["device_id"])
+    if dev is None or dev.provider != "webpush":
+        raise _not_found(f"no Web Push subscription {request.match_info['device_id']!r}")
+    return dev
+
+
+async def expire(request: web.Request) -> web.Response:
+    sim = request.app[SIM_KEY]
+    dev = _webpush_device(request)
+    sim.registry.uninstall(dev.id, cause="control", reason="expired")
+    return web.json_response({"id": dev.id, "installed": dev.installed, "expired": True})
+
+
+async def pending(request: web.Request) -> web.Response:
+    dev = _webpush_device(request)
+    return web.json_response({"device_id": dev.id, "online": dev.online, "messages": dev.pending})
+
+
+async def cache(request: web.Request) -> web.Response:
+    core = request.app[CORE_KEY]
+    return web.json_response(
+        {
+            "vapid_verifications": core.vapid.verifications,
+            "ecdh_cache_hits": core.ikm_cache.hits,
+            "ecdh_cache_misses": core.ikm_cache.misses,
+        }
+    )
