@@ -27,7 +27,7 @@ from aiohttp import web
 
 from simulator.testing.handle import running_simulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PUSHSIM = [sys.executable, "-m", "pushsim"]
 
 

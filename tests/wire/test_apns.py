@@ -3,114 +3,20 @@
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import h2.connection
-import h2.events
-import h2.settings
 import pytest
+from h2clients import PAYLOAD, H2Client, make_token
 
 from pushsim.clock import FakeClock
 from simulator.state.credentials import issue_leaf, load_ca
-from simulator.testing.handle import SimulatorHandle, apns_provider_token, running_simulator
+from simulator.testing.handle import SimulatorHandle, running_simulator
 
 TOPIC = "com.example.pushsim"
-PAYLOAD = b'{"aps":{"alert":"hi"}}'
-
-
-class H2Client:
-    """A small blocking HTTP/2 client: one connection, requests one at a time."""
-
-    def __init__(
-        self, url: str, ca_file: str, cert_file: str | None = None, alpn: bool = True
-    ) -> None:
-        parts = urlsplit(url)
-        raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
-        if parts.scheme == "https":
-            ctx = ssl.create_default_context(cafile=ca_file)
-            if alpn:
-                ctx.set_alpn_protocols(["h2"])
-            if cert_file:
-                ctx.load_cert_chain(cert_file)
-            self.sock: socket.socket = ctx.wrap_socket(raw, server_hostname=parts.hostname)
-        else:
-            self.sock = raw
-        self.conn = h2.connection.H2Connection()
-        self.conn.initiate_connection()
-        self.sock.sendall(self.conn.data_to_send())
-        self.goaway: h2.events.ConnectionTerminated | None = None
-        self.max_streams: int | None = None
-        self.events: list[Any] = []
-
-    def _pump(self) -> list[Any]:
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed")
-        events = self.conn.receive_data(data)
-        for ev in events:
-            if isinstance(ev, h2.events.ConnectionTerminated):
-                self.goaway = ev
-            if isinstance(ev, h2.events.RemoteSettingsChanged):
-                ch = ev.changed_settings.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS)
-                if ch is not None:
-                    self.max_streams = ch.new_value
-        out = self.conn.data_to_send()
-        if out:
-            self.sock.sendall(out)
-        self.events += events
-        return events
-
-    def settle(self, seconds: float = 0.2) -> None:
-        """Read whatever the server sends for a moment (SETTINGS, GOAWAY)."""
-        self.sock.settimeout(seconds)
-        deadline = time.monotonic() + seconds
-        try:
-            while time.monotonic() < deadline and self.goaway is None:
-                self._pump()
-        except (TimeoutError, ConnectionError, OSError):
-            pass
-        self.sock.settimeout(10)
-
-    def request(
-        self, path: str, headers: list[tuple[str, str]], body: bytes = PAYLOAD, method: str = "POST"
-    ) -> tuple[int, dict[str, str], bytes]:
-        sid = self.conn.get_next_available_stream_id()
-        hdrs = [
-            (":method", method),
-            (":scheme", "https"),
-            (":path", path),
-            (":authority", "localhost"),
-            *headers,
-        ]
-        self.conn.send_headers(sid, hdrs, end_stream=not body)
-        if body:
-            self.conn.send_data(sid, body, end_stream=True)
-        self.sock.sendall(self.conn.data_to_send())
-        status, resp_headers, resp_body = 0, {}, b""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for ev in self._pump():
-                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
-                    resp_headers = {k.decode(): v.decode() for k, v in ev.headers}
-                    status = int(resp_headers[":status"])
-                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
-                    resp_body += ev.data
-                    self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
-                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
-                    return status, resp_headers, resp_body
-        raise TimeoutError("no response")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-make_token = apns_provider_token
 
 
 class Apns:

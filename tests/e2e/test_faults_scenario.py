@@ -9,12 +9,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from test_faults_wire import FCM_PATH, fcm_body, h2_exchange
+from h2clients import FCM_PATH, fcm_body, h2_exchange
 
 from pushsim.clock import FakeClock
 from simulator.testing.handle import running_simulator, simulator_process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scenarios" / "faults-demo.yaml"
 
 

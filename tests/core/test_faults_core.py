@@ -21,7 +21,7 @@ from simulator.faults.runtime import FaultRuntime
 from simulator.faults.spec import Latency, load_fault_file, parse_faults
 from simulator.state.devices import DeviceRegistry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def plan_of(yaml_faults: list[dict[str, object]], seed: int = 7) -> FaultPlan:

@@ -10,114 +10,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import h2.config
-import h2.connection
-import h2.events
 import httpx
 import pytest
+from h2clients import FCM_PATH, addr, fcm_body, h2_exchange
 
 from simulator.faults.plan import unit
 from simulator.testing.handle import SimulatorHandle, apns_provider_token
 
 # -- clients ----------------------------------------------------------------------------
-
-
-def addr(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
-    return parts.hostname, parts.port
-
-
-@dataclass
-class StreamResult:
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    ended: bool = False
-    reset: int | None = None  # RST_STREAM error code
-
-
-@dataclass
-class H2Outcome:
-    streams: dict[int, StreamResult]
-    goaway_last_stream: int | None = None
-    connection_lost: bool = False
-    ping_acked: bool = False
-
-
-def h2_exchange(
-    url: str, requests: list[tuple[str, bytes]], *, wait: float = 1.5, ping: bool = False
-) -> H2Outcome:
-    """Send every request at once on one h2c connection; collect what came back."""
-    sock = socket.create_connection(addr(url), timeout=wait)
-    conn = h2.connection.H2Connection(
-        h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-    )
-    conn.initiate_connection()
-    out = H2Outcome({})
-    host = "{}:{}".format(*addr(url))
-    for path, body in requests:
-        sid = conn.get_next_available_stream_id()
-        conn.send_headers(
-            sid,
-            [
-                (":method", "POST"),
-                (":path", path),
-                (":scheme", "http"),
-                (":authority", host),
-                ("content-type", "application/json"),
-                ("ttl", "60"),
-            ],
-        )
-        conn.send_data(sid, body, end_stream=True)
-        out.streams[sid] = StreamResult()
-    if ping:
-        conn.ping(b"12345678")
-    sock.sendall(conn.data_to_send())
-    deadline = time.monotonic() + wait
-    try:
-        while time.monotonic() < deadline:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                break
-            if not data:
-                out.connection_lost = True
-                break
-            for ev in conn.receive_data(data):
-                if isinstance(ev, h2.events.ResponseReceived):
-                    hdrs = {k: v for k, v in ev.headers}  # type: ignore[misc]
-                    out.streams[ev.stream_id].status = int(hdrs[":status"])
-                    out.streams[ev.stream_id].headers = hdrs
-                elif isinstance(ev, h2.events.DataReceived):
-                    out.streams[ev.stream_id].body += ev.data
-                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                elif isinstance(ev, h2.events.StreamEnded):
-                    out.streams[ev.stream_id].ended = True
-                elif isinstance(ev, h2.events.StreamReset):
-                    out.streams[ev.stream_id].reset = ev.error_code
-                elif isinstance(ev, h2.events.ConnectionTerminated):
-                    out.goaway_last_stream = ev.last_stream_id
-                elif isinstance(ev, h2.events.PingAckReceived):
-                    out.ping_acked = True
-            pending = conn.data_to_send()
-            if pending:
-                sock.sendall(pending)
-            if all(s.ended or s.reset is not None for s in out.streams.values()) and (
-                out.ping_acked or not ping
-            ):
-                break
-    except ConnectionResetError:
-        out.connection_lost = True
-    finally:
-        sock.close()
-    return out
 
 
 def http1(
@@ -176,13 +79,6 @@ def apns_send(client: httpx.Client, token: str, jwt_text: str) -> httpx.Response
             "apns-push-type": "alert",
         },
     )
-
-
-FCM_PATH = "/v1/projects/pushsim-project/messages:send"
-
-
-def fcm_body(token: str) -> bytes:
-    return json.dumps({"message": {"token": token, "notification": {"title": "t"}}}).encode()
 
 
 def wait_until(pred: Any, timeout: float = 5.0) -> bool:

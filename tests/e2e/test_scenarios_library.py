@@ -65,7 +65,7 @@ def run_scenario(name: str, root: Path) -> Run:
             capture_output=True,
             text=True,
             timeout=PER_SCENARIO_TIMEOUT,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],
         )
         code, output = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:

@@ -9,11 +9,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from test_apns import H2Client, make_token
+from h2clients import H2Client, make_token
 
 from simulator.testing.handle import simulator_process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def control(endpoints: dict[str, str], method: str, path: str, body: Any = None) -> Any:
