@@ -1,15 +1,15 @@
-"""Scenario files: loading, located validation errors, quick overrides, the library."""
+"""Scenario files: loading, located validation errors, quick overrides, the library.
+
+`pushsim run --check` and `pushsim scenarios` as commands: tests/e2e/test_scenario_cli.py.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from scenario_samples import GOOD
 
 from loadtests.scenario.load import ScenarioError, load, loads
-from scenarios import SCENARIOS_DIR, bundled
+from scenarios import bundled
 
 LIBRARY = (
     "smoke",
@@ -22,27 +22,6 @@ LIBRARY = (
     "mixed-soak",
     "throughput",
 )
-
-GOOD = """\
-name: demo
-description: a small run
-duration: 30s
-population:
-  devices: {apns: 4, fcm: 2}
-  users: 3
-load:
-  shape: spike
-  users: 2
-  rate_per_user: 3
-  spike_users: 10
-  spike_at: 10s
-  spike_for: 5s
-objectives:
-  max_lost: 0
-  min_delivered_ratio: 0.999
-quick:
-  duration: 20s
-"""
 
 
 def error_of(text: str) -> ScenarioError:
@@ -155,26 +134,3 @@ def test_every_bundled_scenario_is_valid_plain_and_quick() -> None:
         assert sc.objectives, f"{path} states no objectives"
         if path.stem in LIBRARY:
             assert quick.duration <= 30, f"{path}: --quick must stay short"
-
-
-def test_check_and_scenarios_commands(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(GOOD.replace("rate_per_user: 3", "rate_per_user: fast"))
-    cli = [sys.executable, "-m", "pushsim"]
-    ok = subprocess.run(
-        [*cli, "run", "--check", str(SCENARIOS_DIR / "smoke.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert ok.returncode == 0, ok.stderr
-    assert "ok: smoke" in ok.stdout
-    no = subprocess.run(
-        [*cli, "run", "--check", str(bad)], capture_output=True, text=True, timeout=60
-    )
-    assert no.returncode == 2
-    assert f"{bad}:10: load.rate_per_user: expected a number" in no.stderr
-    listing = subprocess.run([*cli, "scenarios"], capture_output=True, text=True, timeout=60)
-    assert listing.returncode == 0
-    names = [line.split()[0] for line in listing.stdout.splitlines()]
-    assert names == sorted(p.stem for p in bundled())
