@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from sender.config import SenderConfig
+    from sender.config.settings import SenderConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +74,7 @@ def _write_ready(path: Path, url: str) -> None:
 def load_config(args: argparse.Namespace) -> SenderConfig:
     """The sender's config from ``--simulator`` or ``--config``, with the flags applied;
     :class:`ConfigError` names the file and field that cannot be used."""
-    from sender.config import from_config_file, from_simulator_dir
+    from sender.config.file import from_config_file, from_simulator_dir
 
     overrides: dict[str, Any] = {}
     if args.deadline is not None:
@@ -156,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from sender.config import ConfigError
+    from sender.config.file import ConfigError
 
     try:
         config = load_config(args)

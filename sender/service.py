@@ -13,8 +13,9 @@ from typing import Any
 
 from pushsim.clock import Clock, SystemClock
 from sender.api.validate import NotificationRequest, ValidationError
-from sender.config import SenderConfig
-from sender.dispatch.dispatcher import Dispatcher, Job, Prepared, ProviderClient
+from sender.config.settings import SenderConfig
+from sender.dispatch.dispatcher import Dispatcher
+from sender.dispatch.job import Job, Prepared, ProviderClient
 from sender.metrics import SenderMetrics
 from sender.policy.retry import RetryPolicy
 from sender.providers.apns import ApnsProvider

@@ -17,52 +17,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pushsim.clock import Clock
-from sender.config import ProviderLimits
+from sender.config.settings import ProviderLimits
+from sender.dispatch.job import Job, ProviderClient
 from sender.metrics import SenderMetrics
 from sender.policy.breaker import CircuitBreaker, State
 from sender.policy.classify import Kind, Outcome, transport_failure
 from sender.policy.holdoff import DeviceHolds, Held, HoldScope, ProviderGate, hold_for
 from sender.policy.ratelimit import TokenBucket
 from sender.policy.retry import RetriesExhausted, RetryPolicy
-from sender.providers.payload import Message
-from sender.storage.outbox import DeliveryRow, Outbox
+from sender.storage.outbox import Outbox
 from sender.storage.tokens import TokenStore
 
 log = logging.getLogger("pushsim.sender")
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A notification's message with per-provider bodies built once and shared."""
-
-    notification_id: str
-    message: Message
-    created_at: float
-    deadline: float
-    cache: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Job:
-    row: DeliveryRow
-    prepared: Prepared
-    policy: RetryPolicy
-    # Set by the dispatcher while the job is being sent: clients call it right before the
-    # request goes on the wire; it raises :class:`Held` if the provider paused meanwhile.
-    before_send: Callable[[], None] | None = None
-
-
-class ProviderClient(Protocol):
-    provider: str
-
-    async def deliver(self, job: Job) -> tuple[Outcome, int | None]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass

@@ -18,26 +18,15 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import jwt
 
 from pushsim.clock import Clock
+from sender.config.settings import ApnsCredentials
 from sender.policy.classify import Kind, Outcome, classify_apns, transport_failure
+from sender.providers.job import DeliveryJob
 from sender.providers.payload import apns_request
 from sender.transport.h2client import H2Error, H2Pool, Response
-
-if TYPE_CHECKING:
-    from sender.dispatch.dispatcher import Job
-
-
-@dataclass(frozen=True)
-class ApnsCredentials:
-    key_id: str
-    team_id: str
-    bundle_id: str
-    private_key_pem: str
 
 
 class ProviderToken:
@@ -198,7 +187,7 @@ class ApnsClient:
 class ApnsProvider(ApnsClient):
     """The APNs client as the dispatcher drives it: one delivery job at a time."""
 
-    async def deliver(self, job: Job) -> tuple[Outcome, int | None]:
+    async def deliver(self, job: DeliveryJob) -> tuple[Outcome, int | None]:
         prep = job.prepared
         req = prep.cache.get("apns")
         if req is None:

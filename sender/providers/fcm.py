@@ -10,18 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import jwt
 
 from pushsim.clock import Clock
 from sender.policy.classify import Kind, Outcome, classify_fcm, transport_failure
+from sender.providers.job import DeliveryJob
 from sender.providers.payload import compact, fcm_message
 from sender.transport.h2client import H2Error, H2Pool
-
-if TYPE_CHECKING:
-    from sender.dispatch.dispatcher import Job
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -129,7 +127,7 @@ class FcmProvider:
         self.pool = H2Pool(base_url, ssl_context, max_connections=max_connections)
         self.timeout = timeout
 
-    def body(self, job: Job) -> bytes:
+    def body(self, job: DeliveryJob) -> bytes:
         target = job.row.target or {}
         topic = target.get("topic")
         msg = fcm_message(
@@ -141,7 +139,7 @@ class FcmProvider:
         msg["fcm_options"] = {"analytics_label": job.row.message_id}
         return compact({"message": msg})
 
-    async def deliver(self, job: Job) -> tuple[Outcome, int | None]:
+    async def deliver(self, job: DeliveryJob) -> tuple[Outcome, int | None]:
         try:
             auth = await self.token.header()
         except (OAuthError, H2Error, OSError, ValueError, KeyError) as exc:

@@ -15,7 +15,7 @@ import os
 import ssl
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,11 +27,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pushsim.b64 import b64url_decode
 from pushsim.clock import Clock
 from sender.policy.classify import Kind, Outcome, classify_webpush, transport_failure
+from sender.providers.job import DeliveryJob
 from sender.providers.payload import webpush_headers, webpush_plaintext
 from sender.transport.h2client import ConnectionLost, H2Error, H2Pool
-
-if TYPE_CHECKING:
-    from sender.dispatch.dispatcher import Job
 
 RECORD_SIZE = 4096
 
@@ -167,7 +165,7 @@ class WebPushProvider:
             if ca_file is None:
                 self._h1_ssl = ssl_context
 
-    def _body(self, job: Job) -> bytes:
+    def _body(self, job: DeliveryJob) -> bytes:
         prep = job.prepared
         plaintext = prep.cache.get("webpush")
         if plaintext is None:
@@ -176,7 +174,7 @@ class WebPushProvider:
         keys = sub.get("keys") or {}
         return encrypt(plaintext, keys["p256dh"], keys["auth"])
 
-    async def deliver(self, job: Job) -> tuple[Outcome, int | None]:
+    async def deliver(self, job: DeliveryJob) -> tuple[Outcome, int | None]:
         endpoint = job.row.token
         scheme, origin, path = split_endpoint(endpoint)
         try:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pushsim.b64 import b64url
 from pushsim.clock import FakeClock
 from sender.api.validate import ValidationError, device_request, notification_request
+from sender.config.settings import ApnsCredentials
 from sender.policy.breaker import CircuitBreaker, State
 from sender.policy.classify import (
     Kind,
@@ -28,7 +29,7 @@ from sender.policy.classify import (
 from sender.policy.holdoff import DeviceHolds, Hold, HoldScope, ProviderGate, hold_for
 from sender.policy.ratelimit import TokenBucket
 from sender.policy.retry import RetriesExhausted, RetryPolicy
-from sender.providers.apns import ApnsCredentials, ProviderToken
+from sender.providers.apns import ProviderToken
 from sender.providers.payload import (
     Message,
     apns_payload,

@@ -1,0 +1,79 @@
+"""The sender's configuration as values: provider endpoints, credentials, dispatch limits.
+
+Nothing here reads a file or imports another part of the sender: the loaders
+(:mod:`sender.config.file`, :mod:`sender.config.simulator_dir`) build a
+:class:`SenderConfig`; the dispatcher and the provider clients only read these values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROVIDERS = ("apns", "fcm", "webpush")
+
+
+@dataclass(frozen=True)
+class ApnsCredentials:
+    """APNs token-based auth: the .p8 signing key (PEM) and the ids Apple issued with it."""
+
+    key_id: str
+    team_id: str
+    bundle_id: str
+    private_key_pem: str
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    concurrency: int = 256  # requests in flight to this provider
+    rate: float = 0.0  # requests per second (0 = unlimited)
+    burst: float | None = None
+    max_connections: int = 2
+
+
+def default_limits() -> dict[str, ProviderLimits]:
+    return {
+        "apns": ProviderLimits(concurrency=512, max_connections=2),
+        # FCM's project quota is 600,000 messages/minute: stay a little under it.
+        "fcm": ProviderLimits(concurrency=512, rate=9_000.0, burst=2_000.0, max_connections=2),
+        "webpush": ProviderLimits(concurrency=256, max_connections=2),
+    }
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    apns_url: str | None
+    apns_sandbox_url: str | None
+    apns: ApnsCredentials | None
+    fcm_url: str | None
+    fcm_service_account: dict[str, Any] | None
+    vapid: dict[str, Any] | None
+    ca_file: str | None
+    db_path: Path
+    limits: dict[str, ProviderLimits] = field(default_factory=default_limits)
+    deadline: float = 300.0  # seconds from acceptance until a delivery is dead-lettered
+    max_attempts: int = 12
+    backoff_base: float = 0.2
+    backoff_cap: float = 30.0
+    breaker_threshold: int = 20
+    breaker_open_for: float = 1.0
+    flush_interval: float = 0.002  # outbox group-commit window
+    synchronous: str = "NORMAL"  # SQLite: NORMAL survives a killed process, FULL power loss
+    # Per provider, the CA to trust (None: the system's); a provider not listed uses ca_file.
+    ca_files: dict[str, str | None] = field(default_factory=dict)
+
+    def ca_for(self, provider: str) -> str | None:
+        return self.ca_files[provider] if provider in self.ca_files else self.ca_file
+
+    @property
+    def enabled(self) -> frozenset[str]:
+        """The providers this sender can send to."""
+        on = set()
+        if self.apns is not None and self.apns_url:
+            on.add("apns")
+        if self.fcm_url and self.fcm_service_account:
+            on.add("fcm")
+        if self.vapid:
+            on.add("webpush")
+        return frozenset(on)
