@@ -30,21 +30,22 @@ PUSH_TYPE_PRIORITIES: dict[str, frozenset[int]] = {
     "background": frozenset({5, 1}),
     "liveactivity": frozenset({5, 10}),
 }
-ALL_PRIORITIES = frozenset({1, 5, 10})
+# The priorities APNs accepts, by header text.
+PRIORITIES: dict[str, int] = {"10": 10, "5": 5, "1": 1}
 MAX_COLLAPSE_ID = 64
 MAX_STORE_SECONDS = 30 * 24 * 3600
-# Headers whose repetition APNs rejects with DuplicateHeaders.
-SINGLE_HEADERS = frozenset(
-    {
-        "authorization",
-        "apns-id",
-        "apns-push-type",
-        "apns-expiration",
-        "apns-priority",
-        "apns-topic",
-        "apns-collapse-id",
-    }
-)
+# The headers parse_headers reads, each with its slot among the values it collects. APNs
+# rejects the repetition of any of them with DuplicateHeaders.
+_SLOTS: dict[str, int] = {
+    "apns-id": 0,
+    "apns-push-type": 1,
+    "apns-expiration": 2,
+    "apns-priority": 3,
+    "apns-topic": 4,
+    "apns-collapse-id": 5,
+    "authorization": 6,
+}
+SINGLE_HEADERS = frozenset(_SLOTS)
 _HEX = frozenset("0123456789abcdef")
 _BUNDLE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 
@@ -100,79 +101,83 @@ def valid_bundle_id(bundle: str) -> bool:
 
 def parse_headers(headers: list[tuple[str, str]]) -> Notification | HeaderError:
     """Validate the ``apns-*`` headers (and collect ``authorization``), in APNs' order."""
-    apns_id = push_type = expiration = priority = topic = collapse_id = authorization = None
+    raw: list[str | None] = [None] * len(_SLOTS)
     for name, value in headers:
-        if name[:5] == "apns-":
-            if name == "apns-id":
-                if apns_id is not None:
-                    return HeaderError(400, "DuplicateHeaders")
-                apns_id = value
-            elif name == "apns-topic":
-                if topic is not None:
-                    return HeaderError(400, "DuplicateHeaders")
-                topic = value
-            elif name == "apns-push-type":
-                if push_type is not None:
-                    return HeaderError(400, "DuplicateHeaders")
-                push_type = value
-            elif name == "apns-expiration":
-                if expiration is not None:
-                    return HeaderError(400, "DuplicateHeaders")
-                expiration = value
-            elif name == "apns-priority":
-                if priority is not None:
-                    return HeaderError(400, "DuplicateHeaders")
-                priority = value
-            elif name == "apns-collapse-id":
-                if collapse_id is not None:
-                    return HeaderError(400, "DuplicateHeaders")
-                collapse_id = value
-        elif name == "authorization":
-            if authorization is not None:
-                return HeaderError(400, "DuplicateHeaders")
-            authorization = value
+        slot = _SLOTS.get(name)
+        if slot is not None:
+            if raw[slot] is not None:
+                return _DUPLICATE_HEADERS
+            raw[slot] = value
+    apns_id, push_type, expiration, priority, topic, collapse_id, authorization = raw
 
     canonical_id: str | None = None
     if apns_id is not None:
         canonical_id = canonical_apns_id(apns_id)
         if canonical_id is None:
-            return HeaderError(400, "BadMessageId")
-
-    if push_type is None:
-        ptype = "alert"  # APNs' default when the header is absent
-    elif push_type in PUSH_TYPE_SUFFIX:
-        ptype = push_type
-    else:
-        return HeaderError(400, "InvalidPushType")
-
-    exp: int | None = None
-    if expiration is not None:
-        if not expiration.isdigit() or len(expiration) > 12:
-            return HeaderError(400, "BadExpirationDate")
-        exp = int(expiration)
-
-    prio = 10
-    if priority is not None:
-        if priority not in ("10", "5", "1"):
-            return HeaderError(400, "BadPriority")
-        prio = int(priority)
-        allowed = PUSH_TYPE_PRIORITIES.get(ptype)
-        if allowed is not None and prio not in allowed:
-            return HeaderError(400, "BadPriority")
-    elif ptype == "background":
-        return HeaderError(400, "BadPriority")  # the default 10 is not allowed for background
-
-    bundle: str | None = None
-    if topic is not None:
-        if not topic:
-            return HeaderError(400, "MissingTopic")
-        bundle, suffix = split_topic(topic)
-        if ptype == "mdm":
-            bundle, suffix = topic, ""
-        if not valid_bundle_id(bundle) or suffix != PUSH_TYPE_SUFFIX[ptype]:
-            return HeaderError(400, "BadTopic")
-
+            return _BAD_MESSAGE_ID
+    ptype = _push_type(push_type)
+    if isinstance(ptype, HeaderError):
+        return ptype
+    exp = _expiration(expiration)
+    if isinstance(exp, HeaderError):
+        return exp
+    prio = _priority(priority, ptype)
+    if isinstance(prio, HeaderError):
+        return prio
+    bundle = _bundle_id(topic, ptype)
+    if isinstance(bundle, HeaderError):
+        return bundle
     if collapse_id is not None and len(collapse_id.encode()) > MAX_COLLAPSE_ID:
-        return HeaderError(400, "BadCollapseId")
-
+        return _BAD_COLLAPSE_ID
     return Notification(canonical_id, ptype, prio, exp, topic, bundle, collapse_id, authorization)
+
+
+# Each header's rule: its raw value (None: not sent) -> the parsed value, or APNs' error.
+
+_DUPLICATE_HEADERS = HeaderError(400, "DuplicateHeaders")
+_BAD_MESSAGE_ID = HeaderError(400, "BadMessageId")
+_INVALID_PUSH_TYPE = HeaderError(400, "InvalidPushType")
+_BAD_EXPIRATION = HeaderError(400, "BadExpirationDate")
+_BAD_PRIORITY = HeaderError(400, "BadPriority")
+_MISSING_TOPIC = HeaderError(400, "MissingTopic")
+_BAD_TOPIC = HeaderError(400, "BadTopic")
+_BAD_COLLAPSE_ID = HeaderError(400, "BadCollapseId")
+
+
+def _push_type(value: str | None) -> str | HeaderError:
+    if value is None:
+        return "alert"  # APNs' default when the header is absent
+    return value if value in PUSH_TYPE_SUFFIX else _INVALID_PUSH_TYPE
+
+
+def _expiration(value: str | None) -> int | HeaderError | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 12:
+        return _BAD_EXPIRATION
+    return int(value)
+
+
+def _priority(value: str | None, push_type: str) -> int | HeaderError:
+    if value is None:
+        # the default 10 is not allowed for background
+        return _BAD_PRIORITY if push_type == "background" else 10
+    prio = PRIORITIES.get(value)
+    if prio is None:
+        return _BAD_PRIORITY
+    allowed = PUSH_TYPE_PRIORITIES.get(push_type)
+    if allowed is not None and prio not in allowed:
+        return _BAD_PRIORITY
+    return prio
+
+
+def _bundle_id(topic: str | None, push_type: str) -> str | HeaderError | None:
+    """The topic's bundle id, once its push-type suffix is checked and removed."""
+    if topic is None:
+        return None
+    if not topic:
+        return _MISSING_TOPIC
+    bundle, suffix = (topic, "") if push_type == "mdm" else split_topic(topic)
+    if not valid_bundle_id(bundle) or suffix != PUSH_TYPE_SUFFIX[push_type]:
+        return _BAD_TOPIC
+    return bundle
