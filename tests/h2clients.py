@@ -12,6 +12,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,18 +138,54 @@ class H2Outcome:
     connection_lost: bool = False
     ping_acked: bool = False
 
+    def complete(self, ping: bool) -> bool:
+        """Every stream ended or was reset (and the ping, if one was sent, came back)."""
+        answered = all(s.ended or s.reset is not None for s in self.streams.values())
+        return answered and (self.ping_acked or not ping)
 
-def h2_exchange(
-    url: str, requests: list[tuple[str, bytes]], *, wait: float = 1.5, ping: bool = False
+
+def _on_response(out: H2Outcome, conn: h2.connection.H2Connection, ev: Any) -> None:
+    hdrs = {k: v for k, v in ev.headers}
+    out.streams[ev.stream_id].status = int(hdrs[":status"])
+    out.streams[ev.stream_id].headers = hdrs
+
+
+def _on_data(out: H2Outcome, conn: h2.connection.H2Connection, ev: Any) -> None:
+    out.streams[ev.stream_id].body += ev.data
+    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+
+
+def _on_ended(out: H2Outcome, conn: h2.connection.H2Connection, ev: Any) -> None:
+    out.streams[ev.stream_id].ended = True
+
+
+def _on_reset(out: H2Outcome, conn: h2.connection.H2Connection, ev: Any) -> None:
+    out.streams[ev.stream_id].reset = ev.error_code
+
+
+def _on_goaway(out: H2Outcome, conn: h2.connection.H2Connection, ev: Any) -> None:
+    out.goaway_last_stream = ev.last_stream_id
+
+
+def _on_ping_ack(out: H2Outcome, conn: h2.connection.H2Connection, ev: Any) -> None:
+    out.ping_acked = True
+
+
+# What each h2 event the exchange cares about records in the outcome.
+_EVENTS: dict[type, Callable[[H2Outcome, h2.connection.H2Connection, Any], None]] = {
+    h2.events.ResponseReceived: _on_response,
+    h2.events.DataReceived: _on_data,
+    h2.events.StreamEnded: _on_ended,
+    h2.events.StreamReset: _on_reset,
+    h2.events.ConnectionTerminated: _on_goaway,
+    h2.events.PingAckReceived: _on_ping_ack,
+}
+
+
+def _send_requests(
+    conn: h2.connection.H2Connection, host: str, requests: list[tuple[str, bytes]]
 ) -> H2Outcome:
-    """Send every request at once on one h2c connection; collect what came back."""
-    sock = socket.create_connection(addr(url), timeout=wait)
-    conn = h2.connection.H2Connection(
-        h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-    )
-    conn.initiate_connection()
     out = H2Outcome({})
-    host = "{}:{}".format(*addr(url))
     for path, body in requests:
         sid = conn.get_next_available_stream_id()
         conn.send_headers(
@@ -164,43 +201,51 @@ def h2_exchange(
         )
         conn.send_data(sid, body, end_stream=True)
         out.streams[sid] = StreamResult()
+    return out
+
+
+def _read_until_complete(
+    sock: socket.socket,
+    conn: h2.connection.H2Connection,
+    out: H2Outcome,
+    deadline: float,
+    ping: bool,
+) -> None:
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            return
+        if not data:
+            out.connection_lost = True
+            return
+        for ev in conn.receive_data(data):
+            record = _EVENTS.get(type(ev))
+            if record is not None:
+                record(out, conn, ev)
+        pending = conn.data_to_send()
+        if pending:
+            sock.sendall(pending)
+        if out.complete(ping):
+            return
+
+
+def h2_exchange(
+    url: str, requests: list[tuple[str, bytes]], *, wait: float = 1.5, ping: bool = False
+) -> H2Outcome:
+    """Send every request at once on one h2c connection; collect what came back."""
+    sock = socket.create_connection(addr(url), timeout=wait)
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    )
+    conn.initiate_connection()
+    out = _send_requests(conn, "{}:{}".format(*addr(url)), requests)
     if ping:
         conn.ping(b"12345678")
     sock.sendall(conn.data_to_send())
-    deadline = time.monotonic() + wait
     try:
-        while time.monotonic() < deadline:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                break
-            if not data:
-                out.connection_lost = True
-                break
-            for ev in conn.receive_data(data):
-                if isinstance(ev, h2.events.ResponseReceived):
-                    hdrs = {k: v for k, v in ev.headers}  # type: ignore[misc]
-                    out.streams[ev.stream_id].status = int(hdrs[":status"])
-                    out.streams[ev.stream_id].headers = hdrs
-                elif isinstance(ev, h2.events.DataReceived):
-                    out.streams[ev.stream_id].body += ev.data
-                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                elif isinstance(ev, h2.events.StreamEnded):
-                    out.streams[ev.stream_id].ended = True
-                elif isinstance(ev, h2.events.StreamReset):
-                    out.streams[ev.stream_id].reset = ev.error_code
-                elif isinstance(ev, h2.events.ConnectionTerminated):
-                    out.goaway_last_stream = ev.last_stream_id
-                elif isinstance(ev, h2.events.PingAckReceived):
-                    out.ping_acked = True
-            pending = conn.data_to_send()
-            if pending:
-                sock.sendall(pending)
-            if all(s.ended or s.reset is not None for s in out.streams.values()) and (
-                out.ping_acked or not ping
-            ):
-                break
+        _read_until_complete(sock, conn, out, time.monotonic() + wait, ping)
     except ConnectionResetError:
         out.connection_lost = True
     finally:
