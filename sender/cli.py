@@ -16,12 +16,11 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from sender.config.settings import SenderConfig
+from sender.config.settings import PROVIDERS, SenderConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +104,7 @@ async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}"
     print(f"pushsim sender listening on {url}", flush=True)
-    off = [p for p in ("apns", "fcm", "webpush") if p not in config.enabled]
+    off = [p for p in PROVIDERS if p not in config.enabled]
     if off:
         print(f"pushsim sender: not configured (refused): {', '.join(off)}", flush=True)
     if sender.recovered:

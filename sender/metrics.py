@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from sender.config.settings import PROVIDERS
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -53,7 +55,7 @@ class SenderMetrics:
             registry=r,
         )
         self.receipts = Counter(p + "receipts", "Receipts recorded", ["event"], registry=r)
-        for prov in ("apns", "fcm", "webpush"):
+        for prov in PROVIDERS:
             self.breaker_state.labels(prov).set(0)
             for c in (self.sent, self.delivered, self.retries, self.dead_lettered):
                 c.labels(prov)

@@ -29,8 +29,9 @@ from sender.providers.payload import (
     message_from_json,
     webpush_plaintext,
 )
+from sender.storage.db import connect
 from sender.storage.outbox import DeliveryRow, NotificationRow, Outbox
-from sender.storage.tokens import SqliteTokenStore, connect
+from sender.storage.tokens import SqliteTokenStore
 from sender.transport.h2client import client_ssl_context
 
 

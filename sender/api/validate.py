@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sender.config.settings import PROVIDERS
 from sender.providers.payload import (
     APNS_PUSH_TYPES,
     FCM_RESERVED_DATA,
@@ -13,7 +14,6 @@ from sender.providers.payload import (
     Message,
 )
 
-PROVIDERS = ("apns", "fcm", "webpush")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _FCM_TOPIC = re.compile(r"^[a-zA-Z0-9-_.~%]{1,900}$")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pushsim.clock import Clock
-from sender.config.settings import ProviderLimits
+from sender.config.settings import PROVIDERS, ProviderLimits
 from sender.dispatch.job import Job, ProviderClient
 from sender.metrics import SenderMetrics
 from sender.policy.breaker import CircuitBreaker, State
@@ -76,7 +76,7 @@ class Dispatcher:
         self.rng = rng
         self.retry = retry or RetryPolicy()
         self.lanes: dict[str, ProviderLane] = {}
-        for provider in ("apns", "fcm", "webpush"):
+        for provider in PROVIDERS:
             lim = limits.get(provider, ProviderLimits())
             self.lanes[provider] = ProviderLane(
                 provider,

@@ -15,7 +15,6 @@ import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from pushsim.clock import Clock
@@ -39,15 +38,6 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE INDEX IF NOT EXISTS devices_user ON devices (user_id);
 """
-
-
-def connect(path: Path | str, synchronous: str = "NORMAL") -> sqlite3.Connection:
-    """A connection in WAL mode; committed data survives a killed process."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
 
 
 @dataclass(slots=True)

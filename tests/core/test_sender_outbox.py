@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 
 from pushsim.clock import SystemClock
+from sender.storage.db import connect
 from sender.storage.outbox import DeliveryRow, NotificationRow, Outbox
-from sender.storage.tokens import connect
 
 
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:

@@ -37,7 +37,8 @@ from sender.providers.payload import (
     fcm_body,
     webpush_plaintext,
 )
-from sender.providers.webpush import Vapid, encrypt
+from sender.providers.webpush import Vapid
+from sender.providers.webpush_crypto import encrypt
 from sender.storage.outbox import overall_status
 
 NOW = 1_700_000_000.0
