@@ -28,9 +28,10 @@ from aiohttp import web
 from pushsim.clock import Clock, SystemClock
 from simulator.control import make_control_app
 from simulator.faults.auth import AuthPolicy
+from simulator.faults.parse import load_fault_file
 from simulator.faults.routes import register as register_fault_routes
 from simulator.faults.runtime import FaultRuntime
-from simulator.faults.spec import FaultSpec, load_fault_file
+from simulator.faults.spec import FaultSpec
 from simulator.providers.apns.service import ApnsService
 from simulator.providers.apns.service import install as install_apns
 from simulator.providers.fcm.router import build_fcm

@@ -62,7 +62,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
         return 2
     if args.scenario is not None:
-        from simulator.faults.spec import FaultSpecError, load_fault_file
+        from simulator.faults.parse import load_fault_file
+        from simulator.faults.spec import FaultSpecError
 
         try:
             load_fault_file(args.scenario)  # a bad fault plan stops the start, with where and what

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from loadtests.judge.objectives import CATALOG, Objective
+from pushsim import yamlfile
 from scenarios import SCENARIOS_DIR, bundled
 
 PROVIDERS = ("apns", "fcm", "webpush")
@@ -60,42 +61,12 @@ class ScenarioError(ValueError):
 def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML and remember the line of every field, keyed by its dotted path."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yamlfile.load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = (getattr(exc, "problem", None) or str(exc)).splitlines()[0]  # one line
+        line, problem = yamlfile.problem(exc)
         raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
     except RecursionError as exc:
         raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
-    lines: dict[str, int] = {}
-
-    def walk(n: yaml.Node | None, path: str) -> None:
-        if n is None:
-            return
-        lines.setdefault(path, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = str(k.value)
-                sub = f"{path}.{key}" if path else key
-                lines[sub] = k.start_mark.line + 1
-                walk(v, sub)
-                lines[sub] = k.start_mark.line + 1
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                walk(v, f"{path}[{i}]")
-
-    walk(node, "")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # composed, but not constructible: an unknown !tag
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = (getattr(exc, "problem", None) or str(exc)).splitlines()[0]
-        raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
-    except RecursionError as exc:
-        raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
-    return data, lines
 
 
 # -- value objects ----------------------------------------------------------------------
@@ -243,12 +214,7 @@ class _Check:
         self.lines = lines
 
     def fail(self, path: str, message: str) -> ScenarioError:
-        line = self.lines.get(path)
-        probe = path
-        while line is None and probe:
-            probe = probe.rsplit(".", 1)[0] if "." in probe else ""
-            line = self.lines.get(probe)
-        return ScenarioError(self.source, line, path, message)
+        return ScenarioError(self.source, yamlfile.line_of(self.lines, path), path, message)
 
     def mapping(self, data: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if data is None:
@@ -349,14 +315,15 @@ def _parse_faults(data: Any, source: str, check: _Check) -> Any:
     if data is None:
         return []
     try:
-        from simulator.faults import spec as faults_spec
+        from simulator.faults.parse import parse_faults
+        from simulator.faults.spec import FaultSpecError
     except ImportError:  # a simulator without a fault plan: pass the section through
         if not isinstance(data, (list, dict)):
             raise check.fail("faults", f"expected a list of faults, got {_show(data)}") from None
         return data
     try:
-        faults_spec.parse_faults(data, source, lines=check.lines, prefix="faults")
-    except faults_spec.FaultSpecError as exc:
+        parse_faults(data, source, lines=check.lines, prefix="faults")
+    except FaultSpecError as exc:
         line = exc.line if exc.line is not None else check.lines.get(exc.field)
         raise ScenarioError(source, line, exc.field, exc.message) from exc
     return data

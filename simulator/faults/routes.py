@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from simulator.control import SIM_KEY, bad_request
-from simulator.faults.spec import FaultSpecError, parse_faults
+from simulator.faults.parse import parse_faults
+from simulator.faults.spec import FaultSpecError
 
 if TYPE_CHECKING:
     from simulator.faults.runtime import FaultRuntime

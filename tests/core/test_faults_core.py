@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pushsim.clock import FakeClock
+from simulator.faults.parse import load_fault_file, parse_faults
 from simulator.faults.plan import (
     FaultPlan,
     RequestFacts,
@@ -18,7 +19,7 @@ from simulator.faults.plan import (
     unit,
 )
 from simulator.faults.runtime import FaultRuntime
-from simulator.faults.spec import Latency, load_fault_file, parse_faults
+from simulator.faults.spec import Latency
 from simulator.state.devices import DeviceRegistry
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,15 +7,9 @@ from typing import Any
 
 import pytest
 
-from simulator.faults.spec import (
-    FaultSpecError,
-    Latency,
-    Outage,
-    Throttle,
-    load_fault_file,
-    parse_duration,
-    parse_faults,
-)
+from simulator.faults.fields import parse_duration
+from simulator.faults.parse import load_fault_file, parse_faults
+from simulator.faults.spec import FaultSpecError, Latency, Outage, Throttle
 
 
 @pytest.mark.parametrize(

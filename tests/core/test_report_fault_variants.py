@@ -9,9 +9,9 @@ import random
 from loadtests.report.page import line_chart, render_html
 from loadtests.run.harness import fault_windows
 from pushsim.clock import FakeClock
+from simulator.faults.parse import parse_faults
 from simulator.faults.record import fault_variant
 from simulator.faults.runtime import FaultRuntime
-from simulator.faults.spec import parse_faults
 from simulator.state.devices import DeviceRegistry
 
 SERIES = (

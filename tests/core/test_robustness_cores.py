@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loadtests.scenario.load import ScenarioError, loads
-from simulator.faults.spec import FaultSpecError, parse_faults
+from simulator.faults.parse import parse_faults
+from simulator.faults.spec import FaultSpecError
 from simulator.providers.apns.headers import HeaderError, Notification, parse_headers
 from simulator.providers.fcm.message import MessageInvalid, validate_message
 from simulator.providers.webpush.crypto import DecryptError, ReceiverKeys, decrypt_aes128gcm
