@@ -152,9 +152,54 @@ def _device_timelines(
     return events, uninstalled
 
 
+# measure -> the sender's counter it is the run's delta of
+SENDER_COUNTERS = {
+    "sender_sent": "pushsim_sender_sent_total",
+    "sender_delivered": "pushsim_sender_delivered_total",
+    "sender_failed": "pushsim_sender_failed_total",
+    "sender_dead_lettered": "pushsim_sender_dead_lettered_total",
+    "sender_retries": "pushsim_sender_retries_total",
+    "sender_tokens_pruned": "pushsim_sender_tokens_pruned_total",
+}
+# provider outcomes (in /_sim/stats) that are not a failure
+SUCCESS_OUTCOMES = frozenset(
+    ("delivered", "ok", "success", "accepted", "stored", "queued", "validated")
+)
+# counters the simulator reports only with its fault plan
+FAULT_COUNTERS = ("retry_after_violations", "sends_during_outage")
+
+
 def compute(gt: GroundTruth) -> dict[str, Any]:
-    m: dict[str, Any] = {}
     accepted = [s for s in gt.sent if s.get("ok")]
+    m, span = _api(gt, accepted)
+    m.update(_deliverability(gt, accepted, span))
+
+    # The sender's own account (its metrics), as deltas over the run.
+    for name, counter in SENDER_COUNTERS.items():
+        m[name] = _delta(gt, counter)
+    m.update(_provider_answers(gt, m["sender_retries"]))
+
+    # Dead tokens: wasted sends, prune delay, stale tokens left.
+    m["dead_token_sends"] = sum(int(r.get("count", 0)) for r in gt.dead_tokens)
+    m["wasted_sends"] = sum(max(0, int(r.get("count", 0)) - 1) for r in gt.dead_tokens)
+    m["dead_tokens_answered"] = len(gt.dead_tokens)
+    m.update(_pruning(gt))
+
+    for counter in FAULT_COUNTERS:
+        v = find_count(gt.sim_stats, counter)
+        m[counter] = v
+        if v is None:
+            m[f"{counter}__why"] = (
+                "the simulator's /_sim/stats does not report it (no fault plan support)"
+            )
+    m["faults_injected"] = find_count(gt.sim_stats, "faults_injected")
+    return m
+
+
+def _api(gt: GroundTruth, accepted: list[dict[str, Any]]) -> tuple[dict[str, Any], float]:
+    """What the sender's API answered: counts, errors, latency, throughput; and the load's
+    span in seconds (at least 1)."""
+    m: dict[str, Any] = {}
     m["requests"] = len(gt.sent)
     m["accepted"] = len(accepted)
     m["api_errors"] = len(gt.sent) - len(accepted)
@@ -169,9 +214,14 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
     span = max(span, 1.0)
     m["load_seconds"] = round(span, 3)
     m["throughput_per_s"] = round(len(accepted) / span, 2) if accepted else 0.0
+    return m, span
 
-    # Ground truth: which addressed devices got each notification.
-    by_corr: dict[str, dict[str, Any]] = {str(s["c"]): s for s in accepted if s.get("c")}
+
+def _first_deliveries(
+    gt: GroundTruth, by_corr: dict[str, dict[str, Any]]
+) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
+    """(correlation id, device id) -> when it first arrived, for this run's notifications;
+    and the delivery counts."""
     delivered_at: dict[tuple[str, str], float] = {}
     seen: Counter[tuple[str, str]] = Counter()
     ours = 0
@@ -184,44 +234,44 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
         seen[key] += 1
         at = float(d.get("at", 0.0))
         delivered_at[key] = min(at, delivered_at.get(key, at))
-    m["deliveries"] = ours
-    m["duplicate_deliveries"] = sum(n - 1 for n in seen.values() if n > 1)
+    counts = {
+        "deliveries": ours,
+        "duplicate_deliveries": sum(n - 1 for n in seen.values() if n > 1),
+    }
+    return delivered_at, counts
 
+
+def _deliverability(gt: GroundTruth, accepted: list[dict[str, Any]], span: float) -> dict[str, Any]:
+    """Ground truth: which addressed devices got each notification (see the module's doc)."""
+    by_corr: dict[str, dict[str, Any]] = {str(s["c"]): s for s in accepted if s.get("c")}
+    delivered_at, m = _first_deliveries(gt, by_corr)
     events, uninstalled = _device_timelines(gt.feed)
-    delivered = lost = excused = 0
-    topic_delivered = topic_deliverable = 0
+    tally: Counter[str] = Counter()  # delivered, lost, excused, topic_delivered, topic_deliverable
     lost_examples: list[dict[str, Any]] = []
     lost_corr: set[str] = set()
     delivery_ms: list[float] = []
     for corr, s in by_corr.items():
         t = float(s["t"])
+        is_topic = int(s.get("kind") == "topic")
         for dev in s.get("dev") or []:
             key = (corr, str(dev))
-            is_topic = s.get("kind") == "topic"
             if key in delivered_at:
-                delivered += 1
-                topic_delivered += is_topic
-                topic_deliverable += is_topic
+                tally.update(delivered=1, topic_delivered=is_topic, topic_deliverable=is_topic)
                 delivery_ms.append(max(0.0, (delivered_at[key] - t) * 1000))
-                continue
-            gone = uninstalled.get(str(dev))
-            if gone is not None and gone <= t:
-                excused += 1
-                continue
-            if any(at >= t - gt.grace_s for at in events.get(str(dev), ())):
-                excused += 1
-                continue
-            lost += 1
-            topic_deliverable += is_topic
-            lost_corr.add(corr)
-            if len(lost_examples) < 20:
-                lost_examples.append(
-                    {"correlation_id": corr, "device_id": dev, "sent_at": t, "id": s.get("nid")}
-                )
+            elif _excused(str(dev), t, events, uninstalled, gt.grace_s):
+                tally["excused"] += 1
+            else:
+                tally.update(lost=1, topic_deliverable=is_topic)
+                lost_corr.add(corr)
+                if len(lost_examples) < 20:
+                    lost_examples.append(
+                        {"correlation_id": corr, "device_id": dev, "sent_at": t, "id": s.get("nid")}
+                    )
+    delivered, lost = tally["delivered"], tally["lost"]
     deliverable = delivered + lost
     m["deliverable"] = deliverable
     m["delivered"] = delivered
-    m["not_deliverable"] = excused
+    m["not_deliverable"] = tally["excused"]
     m["lost"] = lost
     m["lost_notifications"] = len(lost_corr)
     m["lost_examples"] = lost_examples
@@ -230,22 +280,33 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
         m["delivered_ratio__why"] = "no accepted notification was addressed to a live device"
     m["topic_sends"] = sum(1 for s in accepted if s.get("kind") == "topic")
     # Topic sends are judged per subscribed device (when the sender could subscribe them).
-    m["topic_deliverable"] = topic_deliverable
-    m["topic_delivered"] = topic_delivered
+    m["topic_deliverable"] = tally["topic_deliverable"]
+    m["topic_delivered"] = tally["topic_delivered"]
     for q in (50, 95, 99):
         v = percentile(delivery_ms, q)
         m[f"delivery_latency_p{q}_ms"] = round(v, 2) if v is not None else None
     m["delivered_per_s"] = round(delivered / span, 2) if delivered else 0.0
+    return m
 
-    # The sender's own account (its metrics), as deltas over the run.
-    m["sender_sent"] = _delta(gt, "pushsim_sender_sent_total")
-    m["sender_delivered"] = _delta(gt, "pushsim_sender_delivered_total")
-    m["sender_failed"] = _delta(gt, "pushsim_sender_failed_total")
-    m["sender_dead_lettered"] = _delta(gt, "pushsim_sender_dead_lettered_total")
-    m["sender_retries"] = _delta(gt, "pushsim_sender_retries_total")
-    m["sender_tokens_pruned"] = _delta(gt, "pushsim_sender_tokens_pruned_total")
 
-    # Provider answers other than success, from the simulator's counters.
+def _excused(
+    dev: str,
+    sent_at: float,
+    events: dict[str, list[float]],
+    uninstalled: dict[str, float],
+    grace_s: float,
+) -> bool:
+    """Not deliverable: uninstalled before the send, or its token changed since ``sent_at -
+    grace_s``."""
+    gone = uninstalled.get(dev)
+    if gone is not None and gone <= sent_at:
+        return True
+    return any(at >= sent_at - grace_s for at in events.get(dev, ()))
+
+
+def _provider_answers(gt: GroundTruth, retries: float | None) -> dict[str, Any]:
+    """Provider answers other than success, from the simulator's counters."""
+    m: dict[str, Any] = {}
     providers = gt.sim_stats.get("providers", {}) if isinstance(gt.sim_stats, dict) else {}
     answers = failures = 0
     for outcomes in providers.values():
@@ -255,32 +316,16 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
             if k == "total" or not isinstance(v, int):
                 continue
             answers += v
-            if k not in ("delivered", "ok", "success", "accepted", "stored", "queued", "validated"):
+            if k not in SUCCESS_OUTCOMES:
                 failures += v
     m["provider_outcomes"] = providers
     m["provider_requests"] = answers
     m["provider_failures"] = failures
-    retries = m["sender_retries"]
     if retries is None:
         m["retries_per_failure"] = None
         m["retries_per_failure__why"] = "the sender exposes no pushsim_sender_retries_total"
     else:
         m["retries_per_failure"] = round(retries / failures, 3) if failures else 0.0
-
-    # Dead tokens: wasted sends, prune delay, stale tokens left.
-    m["dead_token_sends"] = sum(int(r.get("count", 0)) for r in gt.dead_tokens)
-    m["wasted_sends"] = sum(max(0, int(r.get("count", 0)) - 1) for r in gt.dead_tokens)
-    m["dead_tokens_answered"] = len(gt.dead_tokens)
-    m.update(_pruning(gt))
-
-    for counter in ("retry_after_violations", "sends_during_outage"):
-        v = find_count(gt.sim_stats, counter)
-        m[counter] = v
-        if v is None:
-            m[f"{counter}__why"] = (
-                "the simulator's /_sim/stats does not report it (no fault plan support)"
-            )
-    m["faults_injected"] = find_count(gt.sim_stats, "faults_injected")
     return m
 
 
@@ -328,79 +373,3 @@ def _pruning(gt: GroundTruth) -> dict[str, Any]:
     p50 = percentile(delays, 50)
     out["prune_delay_p50_s"] = round(p50, 3) if p50 is not None else None
     return out
-
-
-# -- time series for the report -----------------------------------------------------------
-
-
-def series(gt: GroundTruth, bucket_s: float = 1.0) -> dict[str, Any]:
-    """Per-second series on one time axis (seconds since the load started)."""
-    t0 = gt.load_started_at or (min((float(s["t"]) for s in gt.sent), default=0.0))
-    end = max(gt.ended_at, gt.load_ended_at, t0 + 1)
-    n = max(1, min(3600, math.ceil((end - t0) / bucket_s)))
-
-    def idx(t: float) -> int | None:
-        i = int((t - t0) // bucket_s)
-        return i if 0 <= i < n else None
-
-    sent = [0] * n
-    errors = [0] * n
-    lat: list[list[float]] = [[] for _ in range(n)]
-    for s in gt.sent:
-        i = idx(float(s["t"]))
-        if i is None:
-            continue
-        sent[i] += 1
-        if not s.get("ok"):
-            errors[i] += 1
-        lat[i].append(float(s.get("ms", 0.0)))
-    corrs = {str(s.get("c")) for s in gt.sent}
-    delivered = [0] * n
-    for d in gt.deliveries:
-        if d.get("correlation_id") in corrs:
-            i = idx(float(d.get("at", 0.0)))
-            if i is not None:
-                delivered[i] += 1
-    retries: list[float | None] = [None] * n
-    queue: list[float | None] = [None] * n
-    prev: float | None = None
-    for t, sample in gt.metric_samples:
-        i = idx(t)
-        r = metric(sample, "pushsim_sender_retries_total")
-        if i is not None and r is not None:
-            retries[i] = max(0.0, r - prev) if prev is not None else 0.0
-        if r is not None:
-            prev = r
-        q = metric(sample, "pushsim_sender_queue_depth")
-        if i is not None and q is not None:
-            queue[i] = q
-    # Stale-token cleanup: tokens answered dead so far vs pruned by the sender so far.
-    rejected_t = sorted(float(r.get("first_rejected_at", 0.0)) - t0 for r in gt.dead_tokens)
-    pruned_t: list[float] = []
-    if gt.sender_dead is not None:
-        dead_keys = {
-            (str(r.get("provider")), normalize_token(str(r.get("provider")), str(r.get("token"))))
-            for r in gt.dead_tokens
-        }
-        for reg in gt.sender_dead:
-            pair = (
-                str(reg.get("provider")),
-                normalize_token(str(reg.get("provider")), str(reg.get("token"))),
-            )
-            if pair in dead_keys and isinstance(reg.get("died_at"), (int, float)):
-                pruned_t.append(float(reg["died_at"]) - t0)
-    pruned_t.sort()
-    return {
-        "t0": t0,
-        "bucket_s": bucket_s,
-        "load_end_s": max(0.0, gt.load_ended_at - t0) if gt.load_ended_at else None,
-        "sent": sent,
-        "errors": errors,
-        "delivered": delivered,
-        "api_p50_ms": [percentile(b, 50) for b in lat],
-        "api_p99_ms": [percentile(b, 99) for b in lat],
-        "retries": retries,
-        "queue_depth": queue,
-        "rejected_at": rejected_t,
-        "pruned_at": pruned_t,
-    }

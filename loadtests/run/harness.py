@@ -23,8 +23,9 @@ import aiohttp
 import yaml
 
 from loadtests.judge.cpu import CpuSampler, busy_levels, cpu_series, verdict
-from loadtests.judge.measures import GroundTruth, compute, parse_prometheus, series
+from loadtests.judge.measures import GroundTruth, compute, parse_prometheus
 from loadtests.judge.objectives import Verdict, judge
+from loadtests.judge.series import series
 from loadtests.run.processes import ProcessGroup, wait_for_file
 from loadtests.scenario.load import Scenario
 

@@ -13,9 +13,9 @@ from loadtests.judge.measures import (
     find_count,
     parse_prometheus,
     percentile,
-    series,
 )
 from loadtests.judge.objectives import Objective, judge
+from loadtests.judge.series import series
 from loadtests.report.page import (
     fault_lanes,
     junit_xml,
