@@ -4,33 +4,28 @@ from __future__ import annotations
 
 import asyncio
 
+from pushsim.bucket import TokenBucket as _Bucket
 from pushsim.clock import Clock
 
 
 class TokenBucket:
-    """``rate`` tokens per second, bursting to ``burst``; ``rate <= 0`` means unlimited."""
+    """``rate`` tokens per second, bursting to ``burst``; ``rate <= 0`` means unlimited.
+
+    The arithmetic is :class:`pushsim.bucket.TokenBucket`'s; this adds the clock reading
+    and the waiting.
+    """
 
     def __init__(self, clock: Clock, rate: float, burst: float | None = None) -> None:
         self.clock = clock
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.burst
-        self.updated = clock.monotonic()
-
-    def _refill(self) -> None:
-        now = self.clock.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        self._bucket = _Bucket(rate, self.burst, self.burst, clock.monotonic())
 
     def try_take(self) -> float:
         """Take a token if there is one (returns 0), else the seconds until there will be."""
         if self.rate <= 0:
             return 0.0
-        self._refill()
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
+        return self._bucket.take(self.clock.monotonic())
 
     async def acquire(self) -> None:
         while True:

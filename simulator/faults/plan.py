@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Protocol
 
+from pushsim.bucket import TokenBuckets
 from simulator.faults.spec import (
     PROVIDERS,
     Auth,
@@ -85,24 +86,6 @@ PASS = Decision()
 
 
 @dataclass
-class TokenBucket:
-    rate: float
-    burst: float
-    tokens: float
-    updated: float
-
-    def take(self, now: float) -> float:
-        """Take one token; 0.0 if granted, else the seconds until one is available."""
-        if now > self.updated:
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-
-@dataclass
 class ActiveFault:
     """A fault in the plan, with its window in run time."""
 
@@ -110,8 +93,14 @@ class ActiveFault:
     spec: FaultSpec
     start: float
     end: float  # math.inf: until cleared
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
     draws: dict[str, int] = field(default_factory=dict)
+    buckets: TokenBuckets = field(init=False)  # a throttle's, by scope key
+
+    def __post_init__(self) -> None:
+        p = self.spec.params
+        self.buckets = (
+            TokenBuckets(p.rate, p.burst) if isinstance(p, Throttle) else TokenBuckets(0.0, 1.0)
+        )
 
     @property
     def kind(self) -> str:
@@ -307,10 +296,7 @@ class FaultPlan:
                     "project": facts.project or "",
                     "device": facts.token or "",
                 }[p.scope]
-                bucket = f.buckets.get(key)
-                if bucket is None:
-                    bucket = f.buckets[key] = TokenBucket(p.rate, p.burst, p.burst, now)
-                wait = bucket.take(now)
+                wait = f.buckets.take(key, now)
                 if wait > 0.0:
                     action = "throttled"
                     retry_after = max(1, math.ceil(wait - 1e-9))

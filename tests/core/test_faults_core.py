@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from pushsim.bucket import TokenBucket
 from pushsim.clock import FakeClock
 from simulator.faults.parse import load_fault_file, parse_faults
 from simulator.faults.plan import (
     FaultPlan,
     RequestFacts,
-    TokenBucket,
     in_share,
     latency_sample,
     unit,

@@ -5,7 +5,8 @@ TLS connection presenting a push client certificate; 200 with an empty body and
 ``apns-id`` (plus ``apns-unique-id`` in the sandbox); errors as ``{"reason": ...}``
 (410 adds ``timestamp`` in ms). One :class:`ApnsCore` serves one environment
 (production or sandbox); both share an :class:`ApnsState` (keys, teams, expired
-tokens, per-device rate buckets).
+tokens); each keeps its own per-device rate buckets (a device token belongs to one
+environment).
 
 Checks, in order: the operator switches (``fail_with``, ``draining``), path and method,
 the ``apns-*`` headers (:mod:`simulator.providers.apns.headers`), authentication
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pushsim.bucket import TokenBuckets
 from pushsim.clock import Clock
 from simulator.providers.apns.auth import ConnectionAuth, ProviderTokenVerifier
 from simulator.providers.apns.certs import identify
@@ -70,7 +72,6 @@ class ApnsState:
 
     verifier: ProviderTokenVerifier
     expired_tokens: set[str] = field(default_factory=set)  # tokens answering 410 ExpiredToken
-    buckets: dict[str, list[float]] = field(default_factory=dict)  # token -> [allowance, last]
 
 
 def _is_hex_token(token: str) -> bool:
@@ -99,6 +100,9 @@ class ApnsCore:
         self.state = state or ApnsState(verifier)
         self.rng = rng or random.Random()
         self._sandbox = self.config.environment == "sandbox"
+        self._device_buckets = TokenBuckets(
+            self.config.device_rate, self.config.device_burst, max_keys=200_000
+        )
         # In a worker process: accepted notifications go to the main process, which owns devices.
         self.forward: Callable[[Device, dict[str, Any]], None] | None = None
 
@@ -145,18 +149,28 @@ class ApnsCore:
             return self.error(400, "MissingDeviceToken", apns_id)
 
         now = self.clock.time()
-        conn_state = req.conn.state
-        auth: ConnectionAuth | None = conn_state.get("apns")
-        if auth is None:
-            auth = conn_state["apns"] = ConnectionAuth()
-        failure = self._authenticate(req, parsed, auth, now, apns_id)
+        failure = self._authenticate(req, parsed, now, apns_id)
         if failure is not None:
             return failure
+        payload = self._payload(req.body, parsed, apns_id)
+        if type(payload) is Respond:
+            return payload
+        assert isinstance(payload, dict)
+        dev = self._recipient(token, parsed, apns_id)
+        if type(dev) is Respond:
+            return dev
+        assert isinstance(dev, Device)
 
-        body = req.body
+        self._accept(dev, parsed, apns_id, payload, payload.get("aps"), now)
+        if self._sandbox:
+            return Respond(200, (("apns-id", apns_id), ("apns-unique-id", self._new_id())))
+        return Respond(200, (("apns-id", apns_id),))
+
+    def _payload(self, body: bytes, note: Notification, apns_id: str) -> dict[str, Any] | Respond:
+        """The JSON payload, or APNs' answer to a missing, oversized or malformed one."""
         if not body:
             return self.error(400, "PayloadEmpty", apns_id)
-        if len(body) > (MAX_VOIP_PAYLOAD if parsed.push_type == "voip" else MAX_PAYLOAD):
+        if len(body) > (MAX_VOIP_PAYLOAD if note.push_type == "voip" else MAX_PAYLOAD):
             return self.error(413, "PayloadTooLarge", apns_id)
         try:
             payload = json.loads(body)
@@ -164,10 +178,12 @@ class ApnsCore:
             return self.error(400, "BadPayload", apns_id)
         if type(payload) is not dict:
             return self.error(400, "BadPayload", apns_id)
-        aps = payload.get("aps")
-        if parsed.push_type != "mdm" and type(aps) is not dict:
+        if note.push_type != "mdm" and type(payload.get("aps")) is not dict:
             return self.error(400, "PayloadEmpty", apns_id)
+        return payload
 
+    def _recipient(self, token: str, note: Notification, apns_id: str) -> Device | Respond:
+        """The device behind ``token`` (registry ground truth), within its rate; or why not."""
         if len(token) != 64 or not _HEX.issuperset(token):
             return self.error(400, "BadDeviceToken", apns_id)
         token = token.lower()
@@ -182,16 +198,11 @@ class ApnsCore:
             return self.error(400, "BadDeviceToken", apns_id)
         if (dev.environment == "sandbox") is not self._sandbox:
             return self.error(400, "BadDeviceToken", apns_id)
-        if parsed.bundle_id is not None and dev.app != parsed.bundle_id:
+        if note.bundle_id is not None and dev.app != note.bundle_id:
             return self.error(400, "DeviceTokenNotForTopic", apns_id)
-
-        if cfg.device_rate > 0 and not self._allow_device(token):
+        if self.config.device_rate > 0 and not self._allow_device(token):
             return self.error(429, "TooManyRequests", apns_id)
-
-        self._accept(dev, parsed, apns_id, payload, aps, now)
-        if self._sandbox:
-            return Respond(200, (("apns-id", apns_id), ("apns-unique-id", self._new_id())))
-        return Respond(200, (("apns-id", apns_id),))
+        return dev
 
     def _operator_failure(self, req: Request) -> Action:
         sent = req.header("apns-id")
@@ -206,29 +217,40 @@ class ApnsCore:
     # -- authentication -----------------------------------------------------------
 
     def _authenticate(
-        self, req: Request, note: Notification, auth: ConnectionAuth, now: float, apns_id: str
+        self, req: Request, note: Notification, now: float, apns_id: str
     ) -> Respond | None:
-        conn = req.conn
+        conn_state = req.conn.state
+        auth: ConnectionAuth | None = conn_state.get("apns")
+        if auth is None:
+            auth = conn_state["apns"] = ConnectionAuth()
         if not auth.cert_checked:
-            auth.cert_checked = True
-            if conn.peer_cert_der:
-                auth.cert = identify(conn.peer_cert_der)
-                if auth.cert is None:
-                    auth.cert_error = "BadCertificate"
-                elif self.config.environment not in auth.cert.environments:
-                    auth.cert_error = "BadCertificateEnvironment"
+            self._check_certificate(auth, req.conn.peer_cert_der)
         if auth.cert_error:
             return self.error(403, auth.cert_error, apns_id)
         cert = auth.cert
-        if cert is not None:
-            # Certificate auth: the topic defaults to the certificate's bundle id.
-            if note.bundle_id is None:
-                note.bundle_id = cert.bundle_id
-            elif note.bundle_id != cert.bundle_id:
-                return self.error(400, "TopicDisallowed", apns_id)
-            self._grant(auth, req)
-            return None
+        if cert is None:
+            return self._check_provider_token(req, note, auth, now, apns_id)
+        # Certificate auth: the topic defaults to the certificate's bundle id.
+        if note.bundle_id is None:
+            note.bundle_id = cert.bundle_id
+        elif note.bundle_id != cert.bundle_id:
+            return self.error(400, "TopicDisallowed", apns_id)
+        self._grant(auth, req)
+        return None
 
+    def _check_certificate(self, auth: ConnectionAuth, peer_cert_der: bytes | None) -> None:
+        """Identify the connection's client certificate, once per connection."""
+        auth.cert_checked = True
+        if peer_cert_der:
+            auth.cert = identify(peer_cert_der)
+            if auth.cert is None:
+                auth.cert_error = "BadCertificate"
+            elif self.config.environment not in auth.cert.environments:
+                auth.cert_error = "BadCertificateEnvironment"
+
+    def _check_provider_token(
+        self, req: Request, note: Notification, auth: ConnectionAuth, now: float, apns_id: str
+    ) -> Respond | None:
         header = note.authorization
         if header is None:
             return self.error(403, "MissingProviderToken", apns_id)
@@ -264,21 +286,11 @@ class ApnsCore:
     # -- per-device rate ------------------------------------------------------------
 
     def _allow_device(self, token: str) -> bool:
-        now = self.clock.monotonic()
         cfg = self.config
-        bucket = self.state.buckets.get(token)
-        if bucket is None:
-            if len(self.state.buckets) > 200_000:
-                self.state.buckets.clear()
-            self.state.buckets[token] = [cfg.device_burst - 1.0, now]
-            return True
-        allowance = min(cfg.device_burst, bucket[0] + (now - bucket[1]) * cfg.device_rate)
-        bucket[1] = now
-        if allowance < 1.0:
-            bucket[0] = allowance
-            return False
-        bucket[0] = allowance - 1.0
-        return True
+        buckets = self._device_buckets
+        if buckets.rate != cfg.device_rate or buckets.burst != cfg.device_burst:
+            buckets.retune(cfg.device_rate, cfg.device_burst)
+        return buckets.take(token, self.clock.monotonic()) == 0.0
 
     # -- the device side ------------------------------------------------------------
 

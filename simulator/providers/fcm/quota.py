@@ -3,7 +3,8 @@
 - per project: messages per minute over a sliding (not clock-aligned) window, kept as
   one-second buckets so 600,000 a minute costs 60 counters, not 600,000 timestamps;
 - per device: messages per minute and per hour, exact, from the device's recent send times;
-- per device, collapsible messages: a burst bucket refilled one message every N seconds.
+- per device, collapsible messages: a token bucket (:class:`pushsim.bucket.TokenBucket`)
+  of the burst size, refilled one message every N seconds.
 
 Each check answers None (allowed, and counted) or the seconds until the send would be
 allowed: the honest ``Retry-After``.
@@ -11,9 +12,10 @@ allowed: the honest ``Retry-After``.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
+
+from pushsim.bucket import TokenBucket
 
 
 @dataclass
@@ -76,12 +78,19 @@ class SlidingWindow:
 class DeviceRates:
     """One device's recent send times: minute and hour windows, and the collapsible bucket."""
 
-    __slots__ = ("bucket", "bucket_at", "times")
+    __slots__ = ("bucket", "times")
 
-    def __init__(self, keep: int, burst: int, now: float) -> None:
+    def __init__(self, keep: int, burst: int, refill_seconds: float, now: float) -> None:
         self.times: deque[float] = deque(maxlen=keep)
-        self.bucket = float(burst)
-        self.bucket_at = now
+        # One message back every refill_seconds; none when refill_seconds <= 0.
+        refills = refill_seconds > 0
+        self.bucket = TokenBucket(
+            1.0 if refills else 0.0,
+            float(burst),
+            float(burst),
+            now,
+            refill_seconds if refills else 1.0,
+        )
 
 
 class Quotas:
@@ -109,7 +118,9 @@ class Quotas:
             rates = self._devices.get(device_id)
             if rates is None:
                 keep = max(cfg.device_per_hour, cfg.device_per_minute, 1)
-                rates = self._devices[device_id] = DeviceRates(keep, cfg.collapsible_burst, now)
+                rates = self._devices[device_id] = DeviceRates(
+                    keep, cfg.collapsible_burst, cfg.collapsible_refill_seconds, now
+                )
             times = rates.times
             n = len(times)
             m = cfg.device_per_minute
@@ -119,17 +130,9 @@ class Quotas:
             if n >= h > 0 and now - times[-h] < 3600.0:
                 return "device_per_hour", times[-h] + 3600.0 - now
             if collapsible:
-                refill = cfg.collapsible_refill_seconds
-                if refill > 0:
-                    rates.bucket = min(
-                        float(cfg.collapsible_burst),
-                        rates.bucket + (now - rates.bucket_at) / refill,
-                    )
-                rates.bucket_at = now
-                if rates.bucket < 1.0:
-                    return "collapsible_burst", (
-                        1.0 - rates.bucket
-                    ) * refill if refill > 0 else math.inf
+                burst_wait = rates.bucket.wait(now)
+                if burst_wait > 0.0:
+                    return "collapsible_burst", burst_wait
         window = self._projects.get(project)
         if window is None or window.limit != cfg.project_per_minute:
             window = self._projects[project] = SlidingWindow(cfg.project_per_minute)
@@ -139,7 +142,7 @@ class Quotas:
         if rates is not None:
             rates.times.append(now)
             if collapsible:
-                rates.bucket -= 1.0
+                rates.bucket.spend()
         return None
 
     def forget_device(self, device_id: str) -> None:

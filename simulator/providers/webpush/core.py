@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pushsim.b64 import b64url, b64url_decode
+from pushsim.bucket import TokenBuckets
 from pushsim.clock import Clock
 from simulator.providers.webpush.crypto import (
     AES128GCM,
@@ -88,12 +89,6 @@ class WebPushConfig:
 
 
 @dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
-
-
-@dataclass(slots=True)
 class _Held:
     """A message waiting for an offline browser."""
 
@@ -123,7 +118,7 @@ class WebPushCore:
         self.ikm_cache = IkmCache()
         self._keys: dict[str, ReceiverKeys] = {}
         self._bound: dict[str, bytes | None] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets = TokenBuckets(0.0, 1.0)
         self._held: dict[str, _Held] = {}  # message id -> held message (for DELETE)
 
     # -- answers ----------------------------------------------------------------
@@ -293,16 +288,12 @@ class WebPushCore:
     def _take_token(self, sub_id: str, mono: float) -> float:
         """Seconds to wait before this subscription may receive again (0: go ahead)."""
         rate = self.config.rate_per_second or 0.0
-        burst = max(1, self.config.rate_burst)
-        b = self._buckets.get(sub_id)
-        if b is None:
-            b = self._buckets[sub_id] = _Bucket(float(burst), mono)
-        b.tokens = min(float(burst), b.tokens + (mono - b.at) * rate)
-        b.at = mono
-        if b.tokens >= 1.0:
-            b.tokens -= 1.0
-            return 0.0
-        return (1.0 - b.tokens) / rate if rate > 0 else 3600.0
+        burst = float(max(1, self.config.rate_burst))
+        buckets = self._buckets
+        if buckets.rate != rate or buckets.burst != burst:
+            buckets.retune(rate, burst)
+        wait = buckets.take(sub_id, mono)
+        return 3600.0 if wait == math.inf else wait
 
     # -- payload ----------------------------------------------------------------
 
