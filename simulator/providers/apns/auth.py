@@ -22,6 +22,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from simulator.providers.jwt_rules import decode_signed
+
 MAX_TOKEN_AGE = 3600.0
 CLOCK_SKEW = 60.0
 ENVIRONMENTS = ("production", "sandbox")
@@ -158,17 +160,7 @@ class ProviderTokenVerifier:
         if key is None:
             return TokenCheck("InvalidProviderToken")
         try:
-            claims = jwt.decode(
-                token,
-                key.public_key,
-                algorithms=["ES256"],
-                options={
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "verify_aud": False,
-                },
-            )
+            claims = decode_signed(token, key.public_key, "ES256")
         except jwt.PyJWTError:
             return TokenCheck("InvalidProviderToken")
         iss, iat = claims.get("iss"), claims.get("iat")

@@ -18,7 +18,6 @@ import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pushsim.clock import Clock
+from simulator.providers.jwt_rules import decode_signed, unverified_claims
 from simulator.wire import Request, Respond
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -221,7 +221,7 @@ class TokenEndpoint:
             raise _Problem("invalid_request", "Missing required parameter: assertion")
         try:
             header = jwt.get_unverified_header(assertion)
-            claims: dict[str, Any] = jwt.decode(assertion, options={"verify_signature": False})
+            claims = unverified_claims(assertion)
         except jwt.PyJWTError as exc:
             raise _Problem(
                 "invalid_grant", "Invalid JWT: the assertion is not a well-formed JWT."
@@ -236,17 +236,7 @@ class TokenEndpoint:
         if kid is not None and account.private_key_id is not None and kid != account.private_key_id:
             raise _Problem("invalid_grant", "Invalid JWT Signature.")
         try:
-            jwt.decode(
-                assertion,
-                account.public_key,
-                algorithms=["RS256"],
-                options={
-                    "verify_aud": False,
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
+            decode_signed(assertion, account.public_key, "RS256")
         except jwt.PyJWTError as exc:
             raise _Problem("invalid_grant", "Invalid JWT Signature.") from exc
 

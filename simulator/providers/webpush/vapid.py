@@ -19,6 +19,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushsim.b64 import b64url_decode
+from simulator.providers.jwt_rules import decode_signed
 
 MAX_EXP_AHEAD = 24 * 3600.0
 
@@ -140,18 +141,7 @@ class VapidVerifier:
                 403, "vapid_invalid", f"JWT alg is {header.get('alg')!r}; VAPID requires ES256"
             )
         try:
-            claims = jwt.decode(
-                creds.token,
-                public_key,
-                algorithms=["ES256"],
-                options={
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
+            claims = decode_signed(creds.token, public_key, "ES256")
         except jwt.InvalidSignatureError:
             return _fail(403, "vapid_invalid", "JWT signature does not verify with key k")
         except jwt.PyJWTError as exc:
