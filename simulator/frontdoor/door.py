@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from pushsim.clock import Clock
 from simulator.frontdoor.names import HOSTS, route
 from simulator.frontdoor.sockets import bind_unix
-from simulator.server.protocol import Listener, ListenerOptions, ProviderProtocol
+from simulator.server.listener import Listener, ListenerOptions, ProviderProtocol
 from simulator.state.credentials import Credentials, issue_leaf, load_ca, server_ssl_context
 from simulator.wire import Action, Request, json_response
 
