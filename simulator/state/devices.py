@@ -284,7 +284,12 @@ class DeviceRegistry:
 
 
 def describe(dev: Device, webpush_base_url: str) -> dict[str, Any]:
-    """The device as the control API shows it."""
+    """The device as the control API shows it.
+
+    A ``webpush_base_url`` ending in ``/`` is the whole prefix of a subscription's endpoint
+    (a real push service's, as ``pushsim simulator --real-hosts`` hands out); otherwise the
+    endpoint is the Web Push listener's ``/wp/<token>``.
+    """
     out: dict[str, Any] = {
         "id": dev.id,
         "provider": dev.provider,
@@ -304,7 +309,11 @@ def describe(dev: Device, webpush_base_url: str) -> dict[str, Any]:
         assert dev.webpush is not None
         out["token"] = dev.token
         out["subscription"] = {
-            "endpoint": f"{webpush_base_url}/wp/{dev.token}",
+            "endpoint": (
+                f"{webpush_base_url}{dev.token}"
+                if webpush_base_url.endswith("/")
+                else f"{webpush_base_url}/wp/{dev.token}"
+            ),
             "expirationTime": None,
             "keys": {"p256dh": dev.webpush.p256dh, "auth": dev.webpush.auth},
         }

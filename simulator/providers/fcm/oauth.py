@@ -36,6 +36,7 @@ FCM_SCOPES = frozenset(
     }
 )
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+GOOGLE_OLD_TOKEN_URI = "https://www.googleapis.com/oauth2/v4/token"  # older clients
 
 _JSON = (
     ("content-type", "application/json; charset=utf-8"),
@@ -268,7 +269,7 @@ class TokenEndpoint:
         return self.tokens.issue(account, scopes, self.config.token_lifetime)
 
     def _audiences(self, req: Request) -> set[str]:
-        out = {GOOGLE_TOKEN_URI, *self.audiences()}
+        out = {GOOGLE_TOKEN_URI, GOOGLE_OLD_TOKEN_URI, *self.audiences()}
         if req.authority:
             out.add(f"{req.scheme}://{req.authority}/token")
         return out
