@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sender": ("sender.cli", "serve the reference sender (API, outbox, dispatcher)"),
     "run": ("loadtests.cli", "run a scenario end to end (simulator, sender, Locust) and judge it"),
     "scenarios": ("loadtests.scenarios_cli", "list the bundled scenarios"),
+    "exec": ("simulator.netns.exec_cli", "run COMMAND with the real provider hostnames on pushsim"),
+    "hosts": ("simulator.netns.hosts_cli", "print what pushsim exec sets up, to apply by hand"),
 }
 
 
