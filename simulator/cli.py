@@ -22,12 +22,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port",
         default=0,
         type=int,
-        help="first port (listeners take consecutive ports); 0 = any free",
+        help="first port: the five listeners take N..N+4 (N at most 65531); 0 = any free",
     )
     parser.add_argument(
         "--no-tls", action="store_true", help="serve h2c (prior knowledge) and plain HTTP/1.1"
     )
-    parser.add_argument("--scenario", type=Path, help="scenario file whose fault plan to execute")
+    parser.add_argument(
+        "--scenario",
+        help="scenario whose fault plan to execute: a bundled name (see 'pushsim scenarios') "
+        "or a YAML file",
+    )
     parser.add_argument(
         "--seed", type=int, default=None, help="seed for tokens and injected chance"
     )
@@ -39,15 +43,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def port_error(port: int, listeners: int) -> str | None:
+    """Why ``--port`` cannot start ``listeners`` consecutive listeners, or None when it can."""
+    last = 65535 - (listeners - 1)
+    if port == 0 or 1 <= port <= last:
+        return None
+    return f"expected 0 or 1-{last} (the listeners take N..N+{listeners - 1}), got {port}"
+
+
 def main(args: argparse.Namespace) -> int:
-    from simulator.app import Simulator, serve
+    from simulator.app import LISTENER_ORDER, Simulator, serve
 
     err = validate_loopback(args.host)
     if err:
         print(f"pushsim simulator: {err}", file=sys.stderr)
         return 2
-    if not 0 <= args.port <= 65535:
-        print(f"pushsim simulator: --port: expected 0-65535, got {args.port}", file=sys.stderr)
+    bad_port = port_error(args.port, len(LISTENER_ORDER) + 1)  # the control API comes last
+    if bad_port:
+        print(f"pushsim simulator: --port: {bad_port}", file=sys.stderr)
         return 2
     if not 1 <= args.workers <= 64:
         print(f"pushsim simulator: --workers: expected 1-64, got {args.workers}", file=sys.stderr)
@@ -58,15 +71,21 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.scenario is not None and not args.scenario.is_file():
-        print(f"pushsim simulator: --scenario: no such file {args.scenario}", file=sys.stderr)
+    from loadtests.scenario.load import resolve  # bundled names as ``pushsim run`` takes them
+
+    scenario = None if args.scenario is None else resolve(args.scenario)
+    if scenario is not None and not scenario.is_file():
+        print(
+            f"pushsim simulator: --scenario: no such file or bundled scenario {args.scenario}",
+            file=sys.stderr,
+        )
         return 2
-    if args.scenario is not None:
+    if scenario is not None:
         from simulator.faults.parse import load_fault_file
         from simulator.faults.spec import FaultSpecError
 
         try:
-            load_fault_file(args.scenario)  # a bad fault plan stops the start, with where and what
+            load_fault_file(scenario)  # a bad fault plan stops the start, with where and what
         except FaultSpecError as exc:
             print(f"pushsim simulator: --scenario: {exc}", file=sys.stderr)
             return 2
@@ -76,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
         port=args.port,
         tls=not args.no_tls,
         seed=args.seed,
-        scenario=args.scenario,
+        scenario=scenario,
     )
 
     async def runner() -> None:

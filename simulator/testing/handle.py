@@ -34,7 +34,8 @@ from simulator.app import Simulator
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parent.parent
+# the directory holding the simulator package: the checkout, or site-packages once installed
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def apns_credentials(state_dir: Path) -> tuple[dict[str, str], str]:
@@ -140,6 +141,11 @@ def running_simulator(
         loop.close()
 
 
+def _pythonpath() -> str:
+    """This copy of pushsim first, then whatever PYTHONPATH the caller had."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+
+
 @contextmanager
 def simulator_process(
     state_dir: Path,
@@ -158,7 +164,7 @@ def simulator_process(
     proc = subprocess.Popen(
         [sys.executable, "-m", "pushsim", "simulator", "--state-dir", str(state_dir), *args],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        env={**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )
