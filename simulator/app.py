@@ -1,4 +1,11 @@
-"""Wiring: credentials, listeners, provider cores and the control API, in one event loop.
+"""The composition root: credentials, listeners, provider cores and the control API, in one
+event loop.
+
+Each part is built from values (a :class:`~simulator.parts.PartHost` Protocol, credentials,
+settings) and hands back a :class:`~simulator.parts.Contribution`: its listeners with
+their fault answers, control routes, device-online hook, auth follower, stats. Only this
+module wires them: every listener behind the fault gate, every route into the control
+API, every hook to its provider. No part imports this module.
 
 Listeners (each its own port, so a provider can be refused or dropped on its own):
 
@@ -8,7 +15,7 @@ Listeners (each its own port, so a provider can be refused or dropped on its own
 - ``control``: the control API (aiohttp, plain HTTP/1.1).
 
 With ``port=0`` every listener takes a free port; with ``port=N`` they take N, N+1, ...
-in the order above.
+in the order above (a part's further listeners take the ports after the control API's).
 """
 
 from __future__ import annotations
@@ -29,22 +36,23 @@ from pushsim.clock import Clock, SystemClock
 from simulator.control import make_control_app
 from simulator.faults.auth import AuthPolicy
 from simulator.faults.parse import load_fault_file
-from simulator.faults.routes import register as register_fault_routes
+from simulator.faults.routes import faults_contribution
 from simulator.faults.runtime import FaultRuntime
 from simulator.faults.spec import FaultSpec
+from simulator.parts import Contribution, ListenerPart
 from simulator.providers.apns.service import ApnsService
-from simulator.providers.apns.service import install as install_apns
-from simulator.providers.fcm.router import build_fcm
+from simulator.providers.apns.wiring import apns_parts
+from simulator.providers.fcm.wiring import build_fcm
 from simulator.providers.webpush.core import WebPushConfig
-from simulator.providers.webpush.service import install_webpush
-from simulator.server.protocol import Listener, ListenerOptions
+from simulator.providers.webpush.service import build_webpush
+from simulator.server.listener import Listener
 from simulator.state.credentials import (
     Credentials,
     ensure_credentials,
     server_ssl_context,
     set_token_uri,
 )
-from simulator.state.devices import Device, DeviceRegistry
+from simulator.state.devices import PROVIDERS, Device, DeviceRegistry
 from simulator.state.lock import StateDirLock
 from simulator.state.stats import Stats
 
@@ -54,6 +62,8 @@ LISTENER_ORDER = ("apns", "apns_sandbox", "fcm", "webpush")
 
 
 class Simulator:
+    """The composition root: builds every part, wires what each contributes, runs them."""
+
     def __init__(
         self,
         state_dir: Path,
@@ -74,13 +84,11 @@ class Simulator:
         self.rng = random.Random(seed)
         self.scenario_path = scenario
         self.stats = Stats(self.clock)
-        self.registry = DeviceRegistry(self.clock, random.Random(self.rng.random()))
+        self.registry = DeviceRegistry(self.clock, self.fork_rng())
         self.listeners: dict[str, Listener] = {}
-        self.control_extensions: list[Callable[[web.Application], None]] = []
         # SO_REUSEPORT on the APNs listeners, only for ``--workers N`` (otherwise a second
         # simulator on the same fixed ports would share them instead of failing to bind)
         self.share_ports = False
-        self.online_hooks: dict[str, Callable[[Device], None]] = {}
         self.webpush_config = (
             WebPushConfig()
         )  # flavour, rate, lifetime: see simulator.providers.webpush.core
@@ -95,34 +103,63 @@ class Simulator:
         # and the auth rules the cores read (see simulator.faults.auth).
         self.auth_policy = AuthPolicy()
         fault_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
-        self.faults = FaultRuntime(
-            self.clock, fault_seed, self.registry, self.auth_policy, self.stats
-        )
-        self.control_extensions.append(register_fault_routes)
+        self.faults = FaultRuntime(self.clock, fault_seed, self.registry, self.auth_policy)
+        # what each part contributes (the providers' join at start, once credentials exist)
+        self.parts: list[Contribution] = [faults_contribution(self.faults)]
+        self._online_hooks: dict[str, Callable[[Device], None]] = {}
 
     @property
     def webpush_base_url(self) -> str:
         return self.endpoints.get("webpush", "")
 
+    def fork_rng(self) -> random.Random:
+        """A new RNG seeded from the simulator's (parts draw in a fixed order: replayable)."""
+        return random.Random(self.rng.random())
+
     # -- building -----------------------------------------------------------------
 
-    def _build_cores(self, creds: Credentials) -> dict[str, tuple[Any, ListenerOptions]]:
-        self.apns = install_apns(self, creds)
-        verifier = self.apns.verifier
-        # auth faults: provider-token expiry enforced (max age) or relaxed (None: never expires)
-        self.auth_policy.subscribe(
-            lambda p: setattr(
-                verifier,
-                "max_age",
-                p.apns_token_max_age if p.apns_token_max_age is not None else float("inf"),
-            )
-        )
-        cores: dict[str, tuple[Any, ListenerOptions]] = {
-            **self.apns.listeners(),
-            "fcm": build_fcm(self, creds),
-            "webpush": (install_webpush(self), ListenerOptions()),
-        }
-        return cores
+    def _build_providers(self, creds: Credentials) -> list[Contribution]:
+        self.apns = ApnsService(self, creds)
+        return [
+            apns_parts(self.apns),
+            build_fcm(self, creds, lambda: self.endpoints.get("oauth_token_uri", "")),
+            build_webpush(self, self.webpush_config),
+        ]
+
+    def _join(self, parts: list[Contribution]) -> None:
+        """Route each part's hooks: device online, auth rules (stats and routes are read later)."""
+        for part in parts:
+            self.parts.append(part)
+            if part.on_online is not None:
+                self._online_hooks[part.name] = part.on_online
+            if part.follow_auth is not None:
+                self.auth_policy.subscribe(part.follow_auth)
+
+    def _port(self, offset: int) -> int:
+        return self.port + offset if self.port else 0
+
+    async def _start_listeners(self) -> None:
+        """Every part's listeners behind the fault gate: the four providers' at ports
+        N..N+3 (in ``LISTENER_ORDER``), any others after the control API's N+4."""
+        listening: dict[str, ListenerPart] = {}
+        for part in self.parts:
+            listening.update(part.listeners)
+        extra = [name for name in listening if name not in LISTENER_ORDER]
+        for i, name in enumerate([*LISTENER_ORDER, *extra]):
+            lp = listening[name]
+            handler = self.faults.gate(name, lp.handler, lp.answers)
+            listener = Listener(name, handler, self.ssl_context, lp.options, self.clock)
+            await listener.start(self.host, self._port(i if i < len(LISTENER_ORDER) else i + 1))
+            self.listeners[name] = listener
+
+    async def _start_control(self) -> None:
+        controls = [part.control for part in self.parts if part.control is not None]
+        app = make_control_app(self, controls)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port(len(LISTENER_ORDER)))
+        await site.start()
+        self.control_port = int(self._runner.addresses[0][1])
 
     async def start(self) -> dict[str, str]:
         self.faults.begin()  # the run clock starts now
@@ -132,25 +169,12 @@ class Simulator:
         planned: list[FaultSpec] = load_fault_file(self.scenario_path) if self.scenario_path else []
         self.creds = creds = ensure_credentials(self.state_dir, self.seed)
         self.ssl_context = server_ssl_context(creds) if self.tls else None
-        cores = self._build_cores(creds)
-        for i, name in enumerate(LISTENER_ORDER):
-            handler, opts = cores[name]
-            listener = Listener(
-                name, self.faults.gate(name, handler), self.ssl_context, opts, self.clock
-            )
-            await listener.start(self.host, self.port + i if self.port else 0)
-            self.listeners[name] = listener
+        self._join(self._build_providers(creds))
+        await self._start_listeners()
         self.faults.attach(self.listeners)
         self.faults.apply(planned)
         self.faults.start_scheduler()
-        app = make_control_app(self)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.host, self.port + len(LISTENER_ORDER) if self.port else 0
-        )
-        await site.start()
-        self.control_port = int(self._runner.addresses[0][1])
+        await self._start_control()
         host = f"[{self.host}]" if ":" in self.host else self.host
         fcm = self.listeners["fcm"].url
         self.endpoints = {
@@ -162,6 +186,8 @@ class Simulator:
             "control": f"http://{host}:{self.control_port}",
             "ca_file": str(creds.ca_file.resolve()),
         }
+        for name, listener in self.listeners.items():
+            self.endpoints.setdefault(name, listener.url)
         self.registry.webpush_base_url = self.endpoints["webpush"]
         set_token_uri(creds, self.endpoints["oauth_token_uri"])
         self._write_endpoints()
@@ -190,7 +216,7 @@ class Simulator:
 
     def set_online(self, dev: Device, online: bool) -> None:
         dev.online = online
-        hook = self.online_hooks.get(dev.provider)
+        hook = self._online_hooks.get(dev.provider)
         if online and hook is not None:
             hook(dev)
 
@@ -204,14 +230,17 @@ class Simulator:
                 "live": sum(1 for d in reg.devices.values() if d.provider == p and d.installed),
                 "total": sum(1 for d in reg.devices.values() if d.provider == p),
             }
-            for p in ("apns", "fcm", "webpush")
+            for p in PROVIDERS
         }
         snap["deliveries"] = reg.delivery_seq
-        snap.update(self.faults.record.stats())
+        for part in self.parts:
+            if part.stats is not None:
+                snap.update(part.stats())
         return snap
 
     def prometheus(self) -> str:
-        return self.stats.prometheus() + self.faults.record.prometheus()
+        extra = (part.prometheus() for part in self.parts if part.prometheus is not None)
+        return self.stats.prometheus() + "".join(extra)
 
 
 async def serve(sim: Simulator, stop: asyncio.Event) -> None:

@@ -7,18 +7,37 @@ reinstall apps, read inboxes and read the simulator's ground truth.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from simulator.state.devices import PROVIDERS, describe
-
-if TYPE_CHECKING:
-    from simulator.app import Simulator
+from simulator.parts import ControlRoutes
+from simulator.state.devices import PROVIDERS, Device, DeviceRegistry, describe
 
 MAX_MINT = 100_000
 
-SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator")
+
+class ControlHost(Protocol):
+    """What the control API reads and does of the running simulator."""
+
+    @property
+    def registry(self) -> DeviceRegistry: ...
+
+    @property
+    def endpoints(self) -> Mapping[str, str]: ...
+
+    @property
+    def webpush_base_url(self) -> str: ...
+
+    def set_online(self, dev: Device, online: bool) -> None: ...
+
+    def stats_snapshot(self) -> dict[str, Any]: ...
+
+    def prometheus(self) -> str: ...
+
+
+SIM_KEY: web.AppKey[ControlHost] = web.AppKey("simulator")
 
 
 def bad_request(message: str, field: str | None = None) -> web.Response:
@@ -39,7 +58,7 @@ async def read_json(request: web.Request) -> Any:
         ) from exc
 
 
-def _sim(request: web.Request) -> Simulator:
+def _sim(request: web.Request) -> ControlHost:
     return request.app[SIM_KEY]
 
 
@@ -183,7 +202,8 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
 
 
-def make_control_app(sim: Simulator) -> web.Application:
+def make_control_app(sim: ControlHost, parts: Iterable[ControlRoutes] = ()) -> web.Application:
+    """The control API of ``sim``, with each part's routes (``parts``) added after its own."""
     app = web.Application(middlewares=[json_errors], client_max_size=16 * 1024 * 1024)
     app[SIM_KEY] = sim
     app.router.add_post("/_sim/devices", mint_devices)
@@ -199,6 +219,6 @@ def make_control_app(sim: Simulator) -> web.Application:
     app.router.add_get("/_sim/dead_tokens", dead_token_sends)
     app.router.add_get("/_sim/endpoints", endpoints)
     app.router.add_get("/metrics", metrics)
-    for register in sim.control_extensions:
+    for register in parts:
         register(app)
     return app

@@ -2,29 +2,26 @@
 
 A :class:`FaultGate` wraps any :class:`~simulator.wire.Handler`. For each push send it
 gathers the request facts (device token, project) as cheaply as it can, asks the plan
-for a decision, records it, and answers with the provider's own error bodies:
+for a decision, records it, and answers as the provider itself would. What is
+provider-specific (which requests are sends, where their token and project are, the
+provider's 503 / 500 / 429 bodies) it asks of the listener's
+:class:`~simulator.faults.answers.FaultAnswers`; what it needs of the running fault plan
+is the small :class:`FaultState` (met by :class:`~simulator.faults.runtime.FaultRuntime`).
 
-========  ==========================================  =====================================
-status    APNs                                        FCM (google.rpc.Status + FcmError)
-========  ==========================================  =====================================
-503       ``{"reason":"ServiceUnavailable"}``         UNAVAILABLE / UNAVAILABLE
-500       ``{"reason":"InternalServerError"}``        INTERNAL / INTERNAL
-429       ``{"reason":"TooManyRequests"}``            RESOURCE_EXHAUSTED / QUOTA_EXCEEDED
-========  ==========================================  =====================================
-
-Web Push answers plain-text 503 / 500 / 429. Requests that are not push sends (the
-OAuth token endpoint, the Instance ID API) pass through untouched, except on a connection
-that outlived a refused listener, which is aborted.
+Requests that are not push sends (the OAuth token endpoint, the Instance ID API) pass
+through untouched, except on a connection that outlived a refused listener, which is
+aborted.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
-from simulator.faults.plan import Decision, RequestFacts
+from simulator.faults.answers import FaultAnswers
+from simulator.faults.plan import Decision, FaultPlan, RequestFacts
+from simulator.faults.record import FaultRecord
 from simulator.wire import (
     Action,
     CloseConnection,
@@ -37,117 +34,35 @@ from simulator.wire import (
     Respond,
 )
 
-if TYPE_CHECKING:
-    from simulator.faults.runtime import FaultRuntime
-
-APNS_PREFIX = "/3/device/"
-FCM_PREFIX = "/v1/projects/"
-WEBPUSH_PREFIX = "/wp/"
-
-_APNS_REASON = {503: "ServiceUnavailable", 500: "InternalServerError", 429: "TooManyRequests"}
-_FCM_ERROR = {
-    503: ("UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable."),
-    500: ("INTERNAL", "INTERNAL", "Internal error encountered."),
-    429: (
-        "RESOURCE_EXHAUSTED",
-        "QUOTA_EXCEEDED",
-        "Quota exceeded for quota metric 'Send requests'.",
-    ),
-}
-_WEBPUSH_TEXT = {
-    503: b"Service Unavailable",
-    500: b"Internal Server Error",
-    429: b"Too Many Requests",
-}
 _STATUS = {"unavailable": 503, "internal": 500, "throttled": 429}
 _INTERNAL_RESET = 2  # h2 INTERNAL_ERROR
-_REFUSED_STREAM = 7
 
 
 def provider_of(listener: str) -> str:
+    """The provider a listener serves (both APNs environments are ``apns``)."""
     return "apns" if listener.startswith("apns") else listener
 
 
-def is_send(provider: str, path: str) -> bool:
-    if provider == "apns":
-        return path.startswith(APNS_PREFIX)
-    if provider == "fcm":
-        return path.startswith(FCM_PREFIX) and path.endswith(":send")
-    return path.startswith(WEBPUSH_PREFIX)
+class FaultState(Protocol):
+    """What a gate reads of the running fault plan."""
 
+    @property
+    def plan(self) -> FaultPlan: ...
 
-def path_token(provider: str, path: str) -> str | None:
-    """The device token when it is in the path (APNs, Web Push)."""
-    if provider == "apns":
-        token = path[len(APNS_PREFIX) :].partition("?")[0]
-        return token.lower() or None
-    if provider == "webpush":
-        return path[len(WEBPUSH_PREFIX) :].partition("?")[0].partition("/")[0] or None
-    return None
+    @property
+    def record(self) -> FaultRecord: ...
 
+    @property
+    def refused_now(self) -> frozenset[str]: ...
 
-def fcm_token(body: bytes) -> str | None:
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    msg = doc.get("message") if isinstance(doc, dict) else None
-    token = msg.get("token") if isinstance(msg, dict) else None
-    return token if isinstance(token, str) else None
+    @property
+    def auth_faults(self) -> bool: ...
 
+    def now(self) -> float: ...
 
-def request_project(provider: str, req: Request) -> str | None:
-    if provider == "fcm":
-        rest = req.path[len(FCM_PREFIX) :]
-        return rest.partition("/")[0] or None
-    if provider == "apns":
-        return req.header("apns-topic")
-    auth = req.header("authorization") or ""
-    for part in auth.replace(",", " ").split():
-        if part.startswith("k="):
-            return part[2:]
-    return None
+    def sync_auth(self, now: float) -> None: ...
 
-
-def provider_error(provider: str, status: int, req: Request, retry_after: int | None) -> Respond:
-    """A 503 / 500 / 429 as the provider itself writes it."""
-    extra: tuple[tuple[str, str], ...] = (
-        (("retry-after", str(retry_after)),) if retry_after is not None else ()
-    )
-    if provider == "apns":
-        apns_id = req.header("apns-id") or str(uuid.uuid4())
-        body = b'{"reason":"' + _APNS_REASON[status].encode() + b'"}'
-        return Respond(
-            status, (("content-type", "application/json"), ("apns-id", apns_id), *extra), body
-        )
-    if provider == "fcm":
-        rpc_status, code, message = _FCM_ERROR[status]
-        doc = {
-            "error": {
-                "code": status,
-                "message": message,
-                "status": rpc_status,
-                "details": [
-                    {
-                        "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                        "errorCode": code,
-                    }
-                ],
-            }
-        }
-        body = json.dumps(doc, separators=(",", ":")).encode()
-        return Respond(status, (("content-type", "application/json; charset=UTF-8"), *extra), body)
-    return Respond(
-        status, (("content-type", "text/plain; charset=utf-8"), *extra), _WEBPUSH_TEXT[status]
-    )
-
-
-def stats_outcome(provider: str, status: int) -> str:
-    if provider == "apns":
-        return _APNS_REASON[status]
-    if provider == "fcm":
-        return _FCM_ERROR[status][1]
-    return str(status)
+    def refusing_fault(self, provider: str) -> str: ...
 
 
 def _retry_after_of(action: Action) -> int | None:
@@ -171,14 +86,31 @@ def _later(d: Decision, action: Action) -> Action:
     return Delay(wait, action) if wait > 0 else action
 
 
+def _closing(d: Decision) -> Action:
+    return _later(d, CloseConnection(abort=True))
+
+
+# decision -> the wire action that carries it out (answers with a status are the provider's)
+_WIRE_ACTIONS: dict[str, Callable[[Decision, FaultAnswers], Action]] = {
+    "hang": lambda d, answers: Hang(),
+    "reset": lambda d, answers: _later(d, ResetStream(_INTERNAL_RESET)),
+    "tcp_reset": lambda d, answers: _closing(d),
+    "refused": lambda d, answers: _closing(d),
+    "goaway": lambda d, answers: _later(d, GoAway(error_code=0, debug_data=answers.goaway_debug)),
+}
+
+
 class FaultGate:
     """A Handler that applies the fault plan in front of ``inner``."""
 
-    def __init__(self, listener: str, inner: Handler, runtime: FaultRuntime) -> None:
+    def __init__(
+        self, listener: str, inner: Handler, runtime: FaultState, answers: FaultAnswers
+    ) -> None:
         self.listener = listener
         self.provider = provider_of(listener)
         self.inner = inner
         self.rt = runtime
+        self.answers = answers
 
     def handle(self, request: Request) -> Action:
         rt = self.rt
@@ -198,6 +130,7 @@ class FaultGate:
     def _handle_slow(self, req: Request) -> Action:
         rt = self.rt
         provider = self.provider
+        answers = self.answers
         plan = rt.plan
         record = rt.record
         now = rt.now()
@@ -207,18 +140,14 @@ class FaultGate:
             # A connection opened before the listener was refused: it goes down too.
             record.count(now, provider, rt.refusing_fault(provider), "outage", "refused")
             return CloseConnection(abort=True)
-        if not is_send(provider, req.path):
+        if not answers.is_send(req.path):
             return self.inner.handle(req)
         ledger = record.ledger
-        token: str | None = path_token(provider, req.path)
-        if (
-            token is None
-            and provider == "fcm"
-            and (ledger.has_device_scopes or plan.needs_token(provider, now))
-        ):
-            token = fcm_token(req.body)
+        token = answers.path_token(req.path)
+        if token is None and (ledger.has_device_scopes or plan.needs_token(provider, now)):
+            token = answers.body_token(req.body)
         project = (
-            request_project(provider, req)
+            answers.project(req)
             if (ledger.not_before or plan.needs_project(provider, now))
             else None
         )
@@ -228,13 +157,9 @@ class FaultGate:
             record.sends_during_outage[provider] += 1
         for inj in decision.injections:
             record.count(now, provider, inj.fault_id, inj.kind, inj.outcome)
-        action = self._act(req, decision, now, token, project)
-        return action
+        return self._act(req, decision, now, token)
 
-    def _act(
-        self, req: Request, d: Decision, now: float, token: str | None, project: str | None
-    ) -> Action:
-        provider = self.provider
+    def _act(self, req: Request, d: Decision, now: float, token: str | None) -> Action:
         kind = d.action
         action: Action
         if kind == "pass":
@@ -242,23 +167,14 @@ class FaultGate:
             if _retry_after_of(action) is not None:
                 self._note_core_retry_after(req, action, token)
         elif kind in _STATUS:
-            status = _STATUS[kind]
-            action = provider_error(provider, status, req, d.retry_after)
-            self.rt.count_response(provider, stats_outcome(provider, status))
+            action = self.answers.answer(_STATUS[kind], req, d.retry_after)
             if d.retry_after is not None and d.scope is not None:
                 scope, key = d.scope
                 self.rt.record.ledger.note(
-                    provider, scope, key, now + d.retry_after, now, req.conn.conn_id
+                    self.provider, scope, key, now + d.retry_after, now, req.conn.conn_id
                 )
-        elif kind == "hang":
-            return Hang()
-        elif kind == "reset":
-            return _later(d, ResetStream(_INTERNAL_RESET))
-        elif kind in ("tcp_reset", "refused"):
-            return _later(d, CloseConnection(abort=True))
-        elif kind == "goaway":
-            debug = b'{"reason":"ServiceUnavailable"}' if provider == "apns" else b""
-            return _later(d, GoAway(error_code=0, debug_data=debug))
+        elif kind in _WIRE_ACTIONS:
+            return _WIRE_ACTIONS[kind](d, self.answers)
         else:  # pragma: no cover - exhaustive
             raise ValueError(f"unknown decision {kind!r}")
         if d.delay > 0:
@@ -270,11 +186,10 @@ class FaultGate:
         seconds = _retry_after_of(action)
         if seconds is None:
             return
-        provider = self.provider
         if token is None:
-            token = path_token(provider, req.path) if provider != "fcm" else fcm_token(req.body)
+            token = self.answers.path_token(req.path) or self.answers.body_token(req.body)
         if token:
             now = self.rt.now()
             self.rt.record.ledger.note(
-                provider, "device", token, now + seconds, now, req.conn.conn_id
+                self.provider, "device", token, now + seconds, now, req.conn.conn_id
             )

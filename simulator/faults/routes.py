@@ -12,23 +12,23 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from simulator.control import SIM_KEY, bad_request
+from simulator.control import bad_request
 from simulator.faults.parse import parse_faults
+from simulator.faults.runtime import FaultRuntime
 from simulator.faults.spec import FaultSpecError
-
-if TYPE_CHECKING:
-    from simulator.faults.runtime import FaultRuntime
+from simulator.parts import Contribution
 
 SOURCE = "POST /_sim/faults"
 
+RUNTIME_KEY: web.AppKey[FaultRuntime] = web.AppKey("fault_runtime")
+
 
 def _rt(request: web.Request) -> FaultRuntime:
-    rt: FaultRuntime = request.app[SIM_KEY].faults
-    return rt
+    return request.app[RUNTIME_KEY]
 
 
 async def apply_faults(request: web.Request) -> web.Response:
@@ -96,7 +96,22 @@ async def start_timeline(request: web.Request) -> web.Response:
     return web.json_response({"started_at": rt.record.started_wall, "shifted_by": round(delta, 6)})
 
 
-def register(app: web.Application) -> None:
+def faults_contribution(rt: FaultRuntime) -> Contribution:
+    """The fault plan's part of a simulator: its control routes, stats and metrics."""
+
+    def register(app: web.Application) -> None:
+        register_routes(app, rt)
+
+    return Contribution(
+        "faults",
+        control=register,
+        stats=lambda: rt.record.stats(),
+        prometheus=lambda: rt.record.prometheus(),
+    )
+
+
+def register_routes(app: web.Application, rt: FaultRuntime) -> None:
+    app[RUNTIME_KEY] = rt
     app.router.add_post("/_sim/timeline/start", start_timeline)
     app.router.add_post("/_sim/faults", apply_faults)
     app.router.add_get("/_sim/faults", list_faults)

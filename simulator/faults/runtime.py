@@ -17,18 +17,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from pushsim.clock import Clock
+from simulator.faults.answers import FaultAnswers
 from simulator.faults.auth import (
     DEFAULT_APNS_TOKEN_MAX_AGE,
     DEFAULT_OAUTH_TOKEN_LIFETIME,
     AuthPolicy,
 )
-from simulator.faults.gate import FaultGate
+from simulator.faults.gate import FaultGate, provider_of
 from simulator.faults.plan import ActiveFault, FaultPlan
 from simulator.faults.record import FaultRecord, fault_variant
 from simulator.faults.spec import FaultSpec, Outage
-from simulator.server.protocol import Listener
+from simulator.server.listener import Listener
 from simulator.state.devices import DeviceRegistry
-from simulator.state.stats import Stats
 from simulator.wire import Handler
 
 log = logging.getLogger("pushsim.faults")
@@ -43,13 +43,11 @@ class FaultRuntime:
         seed: int,
         registry: DeviceRegistry,
         auth: AuthPolicy | None = None,
-        stats: Stats | None = None,
     ) -> None:
         self.clock = clock
         self.seed = seed
         self.registry = registry
         self.auth = auth or AuthPolicy()
-        self.stats = stats
         self.plan = FaultPlan(seed)
         self.started_mono = clock.monotonic()
         self.record = FaultRecord(clock.time())
@@ -73,8 +71,9 @@ class FaultRuntime:
 
     # -- wiring -------------------------------------------------------------------
 
-    def gate(self, listener: str, handler: Handler) -> FaultGate:
-        return FaultGate(listener, handler, self)
+    def gate(self, listener: str, handler: Handler, answers: FaultAnswers) -> FaultGate:
+        """``handler`` behind the plan; ``answers``: how its provider words a fault."""
+        return FaultGate(listener, handler, self, answers)
 
     def attach(self, listeners: dict[str, Listener]) -> None:
         self.listeners = listeners
@@ -99,10 +98,6 @@ class FaultRuntime:
         for task in list(self._io):
             with contextlib.suppress(Exception):
                 await task
-
-    def count_response(self, provider: str, outcome: str) -> None:
-        if self.stats is not None:
-            self.stats.count(provider, outcome)
 
     # -- the plan -------------------------------------------------------------------
 
@@ -218,7 +213,7 @@ class FaultRuntime:
         except RuntimeError:
             return
         for name, listener in self.listeners.items():
-            provider = "apns" if name.startswith("apns") else name
+            provider = provider_of(name)
             if provider in closing:
                 dropped = len(listener.connections)
                 listener.for_each_connection(lambda proto: proto.abort())

@@ -29,15 +29,18 @@ import multiprocessing
 import multiprocessing.connection
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pushsim.clock import SystemClock
-from simulator.state.devices import Device, TokenLookup, TokenState
+from simulator.providers.apns.service import LISTENERS, ApnsService
+from simulator.server.listener import Listener
+from simulator.state.credentials import ensure_credentials, server_ssl_context
+from simulator.state.devices import Device, DeviceRegistry, TokenLookup, TokenState
 from simulator.state.stats import Stats
 
 SYNC_INTERVAL = 0.05
-APNS_LISTENERS = ("apns", "apns_sandbox")
 
 
 # -- worker side ----------------------------------------------------------------------------
@@ -77,18 +80,26 @@ class MirrorRegistry:
         raise RuntimeError("a worker forwards deliveries to the main process")
 
 
-class _WorkerSim:
-    """The slice of :class:`~simulator.app.Simulator` that :class:`ApnsService` reads."""
+class _WorkerHost:
+    """What :class:`~simulator.providers.apns.service.ApnsService` reads, in a worker."""
+
+    share_ports = True  # a worker binds the main process's APNs ports
 
     def __init__(self, state_dir: Path, seed: int | None) -> None:
         self.state_dir = state_dir
         self.clock = SystemClock()
         self.rng = random.Random(seed)
         self.stats = Stats(self.clock)
-        self.registry = MirrorRegistry()
-        self.online_hooks: dict[str, Any] = {}
-        self.control_extensions: list[Any] = []
-        self.share_ports = True  # a worker binds the main process's APNs ports
+        self.mirror = MirrorRegistry()
+
+    @property
+    def registry(self) -> DeviceRegistry:
+        # The cores only look tokens up, note rejections and forward deliveries, all of
+        # which the mirror does; it stands in for the main process's registry.
+        return cast(DeviceRegistry, self.mirror)
+
+    def fork_rng(self) -> random.Random:
+        return random.Random(self.rng.random())
 
 
 def worker_main(
@@ -106,10 +117,10 @@ def worker_main(
 
         uvloop.install()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker(conn, Path(state_dir), host, ports, tls, seed, index))
+        asyncio.run(_serve_worker(conn, Path(state_dir), host, ports, tls, seed, index))
 
 
-async def _worker(
+async def _serve_worker(
     conn: multiprocessing.connection.Connection,
     state_dir: Path,
     host: str,
@@ -118,66 +129,98 @@ async def _worker(
     seed: int | None,
     index: int,
 ) -> None:
-    from simulator.providers.apns.service import ApnsService
-    from simulator.server.protocol import Listener
-    from simulator.state.credentials import ensure_credentials, server_ssl_context
+    await _Worker(conn, state_dir, seed, index).run(host, ports, tls)
 
-    loop = asyncio.get_running_loop()
-    wsim = _WorkerSim(state_dir, None if seed is None else seed * 1000 + index)
-    creds = ensure_credentials(state_dir, seed)
-    service = ApnsService(wsim, creds)  # type: ignore[arg-type]  # duck-typed Simulator slice
-    outbox: list[tuple[str, dict[str, Any]]] = []
-    for core in service.cores.values():
-        core.forward = lambda dev, entry: outbox.append((dev.id, entry))
-    ssl_ctx = server_ssl_context(creds) if tls else None
-    listeners = []
-    for name, (core, opts) in service.listeners().items():
-        lst = Listener(name, core, ssl_ctx, opts, wsim.clock)
-        await lst.start(host, ports[name])
-        listeners.append(lst)
-    stop = asyncio.Event()
-    sent: Counter[tuple[str, str]] = Counter()
 
-    def on_message() -> None:
+class _Worker:
+    """One worker process: the APNs cores on a mirror of the tokens, synced over a pipe."""
+
+    def __init__(
+        self,
+        conn: multiprocessing.connection.Connection,
+        state_dir: Path,
+        seed: int | None,
+        index: int,
+    ) -> None:
+        self.conn = conn
+        self.index = index
+        self.host = _WorkerHost(state_dir, None if seed is None else seed * 1000 + index)
+        self.creds = ensure_credentials(state_dir, seed)
+        self.service = ApnsService(self.host, self.creds)
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
+        for core in self.service.cores.values():
+            core.forward = lambda dev, entry: self.outbox.append((dev.id, entry))
+        self.stop = asyncio.Event()
+        self.sent: Counter[tuple[str, str]] = Counter()
+        # message kind from the main process -> what it changes here
+        self.handlers: dict[str, Callable[[Any], None]] = {
+            "devices": self._devices,
+            "dead": self._dead,
+            "expired": self.service.state.expired_tokens.update,
+            "revoked": self._revoked,
+            "config": self._config,
+            "stop": lambda _data: self.stop.set(),
+        }
+
+    def _devices(self, data: Any) -> None:
+        for dev_id, token, app, env in data:
+            self.host.mirror.add(dev_id, token, app, env)
+
+    def _dead(self, data: Any) -> None:
+        for token, died_at, dev_id, app, env in data:
+            self.host.mirror.kill(token, died_at, dev_id, app, env)
+
+    def _revoked(self, data: Any) -> None:
+        for kid in data:
+            self.service.verifier.revoke(kid)
+
+    def _config(self, data: Any) -> None:
+        for env, settings in data.items():
+            self.service.update_config({**settings, "environment": env})
+
+    def on_message(self) -> None:
         try:
-            while conn.poll():
-                kind, data = conn.recv()
-                if kind == "devices":
-                    for dev_id, token, app, env in data:
-                        wsim.registry.add(dev_id, token, app, env)
-                elif kind == "dead":
-                    for token, died_at, dev_id, app, env in data:
-                        wsim.registry.kill(token, died_at, dev_id, app, env)
-                elif kind == "expired":
-                    service.state.expired_tokens.update(data)
-                elif kind == "revoked":
-                    for kid in data:
-                        service.verifier.revoke(kid)
-                elif kind == "config":
-                    for env, settings in data.items():
-                        service.update_config({**settings, "environment": env})
-                elif kind == "stop":
-                    stop.set()
+            while self.conn.poll():
+                kind, data = self.conn.recv()
+                handler = self.handlers.get(kind)
+                if handler is not None:
+                    handler(data)
         except (EOFError, OSError):
-            stop.set()
+            self.stop.set()
 
-    loop.add_reader(conn.fileno(), on_message)
-    conn.send(("ready", index))
-    while not stop.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), SYNC_INTERVAL)
-        delta = wsim.stats.counts - sent
-        if outbox or wsim.registry.rejections or delta:
-            batch, outbox[:] = list(outbox), []
-            rejected, wsim.registry.rejections = wsim.registry.rejections, []
-            sent.update(delta)
-            try:
-                conn.send(("batch", (batch, rejected, dict(delta))))
-            except (BrokenPipeError, OSError):
+    def send_batch(self) -> bool:
+        """Send what was accepted and counted since the last batch; False once the pipe broke."""
+        mirror = self.host.mirror
+        delta = self.host.stats.counts - self.sent
+        if not (self.outbox or mirror.rejections or delta):
+            return True
+        batch, self.outbox[:] = list(self.outbox), []
+        rejected, mirror.rejections = mirror.rejections, []
+        self.sent.update(delta)
+        try:
+            self.conn.send(("batch", (batch, rejected, dict(delta))))
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
+    async def run(self, host: str, ports: dict[str, int], tls: bool) -> None:
+        loop = asyncio.get_running_loop()
+        ssl_ctx = server_ssl_context(self.creds) if tls else None
+        listeners = []
+        for name, (core, opts) in self.service.listeners().items():
+            lst = Listener(name, core, ssl_ctx, opts, self.host.clock)
+            await lst.start(host, ports[name])
+            listeners.append(lst)
+        loop.add_reader(self.conn.fileno(), self.on_message)
+        self.conn.send(("ready", self.index))
+        while not self.stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), SYNC_INTERVAL)
+            if not self.send_batch():
                 break
-    loop.remove_reader(conn.fileno())
-    for lst in listeners:
-        await lst.stop()
+        loop.remove_reader(self.conn.fileno())
+        for lst in listeners:
+            await lst.stop()
 
 
 # -- main side ---------------------------------------------------------------------------------
@@ -201,7 +244,7 @@ class WorkerPool:
     async def start(self) -> None:
         sim = self.sim
         ctx = multiprocessing.get_context("spawn")
-        ports = {name: sim.listeners[name].port for name in APNS_LISTENERS}
+        ports = {name: sim.listeners[name].port for name in LISTENERS}
         for i in range(self.count):
             parent, child = ctx.Pipe()
             proc = ctx.Process(

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from simulator.providers.fcm.core import ForcedError, ProjectSettings
-
-if TYPE_CHECKING:
-    from simulator.providers.fcm.router import FcmRouter
+from simulator.providers.fcm.router import FcmRouter
 
 ROUTER_KEY: web.AppKey[FcmRouter] = web.AppKey("fcm_router")
 PLATFORMS = ("android", "ios", "web")

@@ -13,8 +13,7 @@ One port (HTTP/2 and HTTP/1.1) serves what three Google hosts serve in productio
 from __future__ import annotations
 
 import json
-import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from simulator.providers.fcm.core import PROVIDER, FcmCore
@@ -25,26 +24,14 @@ from simulator.providers.fcm.errors import (
     permission_denied,
     status_body,
 )
-from simulator.providers.fcm.oauth import (
-    AccessGrant,
-    AccessTokens,
-    OAuthConfig,
-    ServiceAccount,
-    TokenEndpoint,
-)
+from simulator.providers.fcm.oauth import AccessGrant, TokenEndpoint
 from simulator.providers.fcm.topics import MAX_TOPICS_PER_DEVICE, TOPIC_NAME
-from simulator.server.protocol import ListenerOptions
-from simulator.state.credentials import Credentials
 from simulator.state.devices import Device, TokenState
 from simulator.wire import Action, Request, Respond
 
-if TYPE_CHECKING:
-    from simulator.app import Simulator
-    from simulator.faults.auth import AuthPolicy
-
 _JSON = (("content-type", "application/json; charset=UTF-8"),)
-_SEND_SUFFIX = "/messages:send"
-_PROJECTS = "/v1/projects/"
+SEND_SUFFIX = "/messages:send"
+PROJECTS_PREFIX = "/v1/projects/"
 MAX_IID_TOKENS = 1000
 
 
@@ -61,8 +48,8 @@ class FcmRouter:
 
     def handle(self, req: Request) -> Action:
         path = req.path
-        if path.startswith(_PROJECTS) and path.endswith(_SEND_SUFFIX):
-            project = path[len(_PROJECTS) : -len(_SEND_SUFFIX)]
+        if path.startswith(PROJECTS_PREFIX) and path.endswith(SEND_SUFFIX):
+            project = path[len(PROJECTS_PREFIX) : -len(SEND_SUFFIX)]
             if req.method != "POST":
                 return not_found(f"Method {req.method} is not supported for messages:send.")
             if not project or "/" in project:
@@ -75,8 +62,8 @@ class FcmRouter:
             return self.iid_batch(req, add=path.endswith("batchAdd"))
         if path.startswith("/iid/info/"):
             return self.iid_info(req, unquote(path[len("/iid/info/") :]))
-        if path.startswith(_PROJECTS):
-            parts = path[len(_PROJECTS) :].split("/")
+        if path.startswith(PROJECTS_PREFIX):
+            parts = path[len(PROJECTS_PREFIX) :].split("/")
             if (
                 len(parts) in (4, 5)
                 and parts[1] == "registrations"
@@ -221,35 +208,3 @@ class FcmRouter:
         self.core.topics.unsubscribe(dev, topic)
         self.core.stats.count(PROVIDER, "topic_remove")
         return Respond(200, _JSON, b"{}")
-
-
-def build_fcm(sim: Simulator, creds: Credentials) -> tuple[FcmRouter, ListenerOptions]:
-    """The ``fcm`` listener's handler, its control routes and its online hook."""
-    from simulator.providers.fcm.control import register_control
-
-    sa = json.loads(creds.fcm_service_account_file.read_text())
-    account = ServiceAccount.from_pem(
-        creds.fcm_client_email,
-        creds.fcm_project_id,
-        creds.fcm_public_key_pem,
-        sa.get("private_key_id"),
-    )
-    tokens = AccessTokens(sim.clock, random.Random(sim.rng.random()))
-    oauth = TokenEndpoint(
-        [account],
-        tokens,
-        sim.clock,
-        OAuthConfig(),
-        audiences=lambda: [sim.endpoints.get("oauth_token_uri", "")],
-    )
-    core = FcmCore(sim.registry, tokens, sim.clock, sim.stats)
-    router = FcmRouter(core, oauth)
-
-    def follow_auth_policy(policy: AuthPolicy) -> None:
-        router.oauth.config.token_lifetime = policy.oauth_token_lifetime
-        core.enforce_expiry = policy.oauth_expiry_enforced
-
-    sim.auth_policy.subscribe(follow_auth_policy)
-    sim.online_hooks[PROVIDER] = core.devices.flush
-    sim.control_extensions.append(lambda app: register_control(app, router))
-    return router, ListenerOptions(max_concurrent_streams=1000)

@@ -1,4 +1,4 @@
-"""Wiring of the Web Push core into a running simulator: device hook and control routes.
+"""The Web Push part of a simulator: its listener, device-online hook and control routes.
 
 Control routes (JSON over HTTP/1.1, beside the rest of ``/_sim/``):
 
@@ -16,27 +16,23 @@ Control routes (JSON over HTTP/1.1, beside the rest of ``/_sim/``):
 from __future__ import annotations
 
 import json
-import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from simulator.control import SIM_KEY, bad_request, read_json
-from simulator.providers.webpush.core import WebPushConfig, WebPushCore
+from simulator.control import bad_request, read_json
+from simulator.parts import Contribution, ListenerPart, PartHost
+from simulator.providers.webpush.answers import WebPushFaultAnswers
+from simulator.providers.webpush.core import PROVIDER, WebPushConfig, WebPushCore
 from simulator.providers.webpush.flavours import FLAVOURS
-
-if TYPE_CHECKING:
-    from simulator.app import Simulator
+from simulator.server.listener import ListenerOptions
 
 CORE_KEY: web.AppKey[WebPushCore] = web.AppKey("webpush_core")
 
 
-def install_webpush(sim: Simulator) -> WebPushCore:
-    """Build the core for ``sim``, hook device-online, and register the control routes."""
-    core = WebPushCore(
-        sim.registry, sim.clock, sim.stats, sim.webpush_config, random.Random(sim.rng.random())
-    )
-    sim.online_hooks["webpush"] = core.device_online
+def build_webpush(host: PartHost, config: WebPushConfig) -> Contribution:
+    """The ``webpush`` listener, its device-online hook and its control routes."""
+    core = WebPushCore(host.registry, host.clock, host.stats, config, host.fork_rng())
 
     def register(app: web.Application) -> None:
         app[CORE_KEY] = core
@@ -47,8 +43,10 @@ def install_webpush(sim: Simulator) -> WebPushCore:
         app.router.add_get("/_sim/webpush/pending/{device_id}", pending)
         app.router.add_get("/_sim/webpush/cache", cache)
 
-    sim.control_extensions.append(register)
-    return core
+    listener = ListenerPart(core, ListenerOptions(), WebPushFaultAnswers(host.stats))
+    return Contribution(
+        PROVIDER, {PROVIDER: listener}, control=register, on_online=core.device_online
+    )
 
 
 def _not_found(message: str) -> web.HTTPNotFound:
@@ -101,17 +99,15 @@ async def patch_config(request: web.Request) -> web.Response:
 
 
 def _webpush_device(request: web.Request) -> Any:
-    sim = request.app[SIM_KEY]
-    dev = sim.registry.devices.get(request.match_info["device_id"])
+    dev = request.app[CORE_KEY].registry.devices.get(request.match_info["device_id"])
     if dev is None or dev.provider != "webpush":
         raise _not_found(f"no Web Push subscription {request.match_info['device_id']!r}")
     return dev
 
 
 async def expire(request: web.Request) -> web.Response:
-    sim = request.app[SIM_KEY]
     dev = _webpush_device(request)
-    sim.registry.uninstall(dev.id, cause="control", reason="expired")
+    request.app[CORE_KEY].registry.uninstall(dev.id, cause="control", reason="expired")
     return web.json_response({"id": dev.id, "installed": dev.installed, "expired": True})
 
 
