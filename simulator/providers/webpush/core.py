@@ -15,24 +15,22 @@ a push service can know at each step:
 5. size (413 over 4096 bytes) and decryption with the subscription's keys (400 saying why);
 6. 201 Created with ``Location`` (``DELETE`` on it cancels an undelivered message).
 
-The device side: an online browser receives at once; an offline one holds messages until
-their TTL passes (TTL 0 is delivered only to an online browser, else dropped), a Topic
-replaces an undelivered message with the same topic, and coming online flushes what is
-still alive. Each delivery goes to the registry's inbox with its decrypted payload.
+What happens next, on the browser's side (delivery, or holding while it is offline), is
+:mod:`simulator.providers.webpush.browser`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pushsim.b64 import b64url, b64url_decode
 from pushsim.bucket import TokenBuckets
 from pushsim.clock import Clock
+from simulator.providers.webpush.browser import Browsers, inbox_entry
 from simulator.providers.webpush.crypto import (
     AES128GCM,
     AESGCM_LEGACY,
@@ -44,7 +42,7 @@ from simulator.providers.webpush.crypto import (
 )
 from simulator.providers.webpush.flavours import Flavour, flavour
 from simulator.providers.webpush.vapid import VapidCheck, VapidVerifier
-from simulator.state.devices import Device, DeviceRegistry, TokenState, find_correlation
+from simulator.state.devices import Device, DeviceRegistry, TokenState
 from simulator.state.stats import Stats
 from simulator.wire import Action, Request, Respond
 
@@ -88,16 +86,6 @@ class WebPushConfig:
         }
 
 
-@dataclass(slots=True)
-class _Held:
-    """A message waiting for an offline browser."""
-
-    entry: dict[str, Any]
-    expires_at: float
-    topic: str | None
-    device: Device = field(repr=False)
-
-
 class WebPushCore:
     provider = PROVIDER
 
@@ -119,7 +107,7 @@ class WebPushCore:
         self._keys: dict[str, ReceiverKeys] = {}
         self._bound: dict[str, bytes | None] = {}
         self._buckets = TokenBuckets(0.0, 1.0)
-        self._held: dict[str, _Held] = {}  # message id -> held message (for DELETE)
+        self.browsers = Browsers(PROVIDER, registry, stats)
 
     # -- answers ----------------------------------------------------------------
 
@@ -147,53 +135,22 @@ class WebPushCore:
         sub_id = path[len(PATH_PREFIX) :]
         now = self.clock.time()
         fl = self.flavour
-
-        found = self.registry.lookup(PROVIDER, sub_id)
-        dev = found.device
-        if found.state is TokenState.VALID and dev is not None:
-            lifetime = self.config.subscription_lifetime
-            if lifetime is not None and now >= dev.created_at + lifetime:
-                self._forget(dev)
-                self.registry.uninstall(dev.id, cause="expired", reason="expired")
-                found = self.registry.lookup(PROVIDER, sub_id)
-        if found.state is TokenState.UNKNOWN or found.device is None:
-            return self.error(fl.unknown_status, "not_found", "subscription not found")
-        if found.state is TokenState.DEAD:
-            self.registry.note_rejection(PROVIDER, sub_id)
-            if found.reason == "expired":
-                status = self.config.expired_status or fl.expired_status
-                return self.error(status, "expired", "push subscription has expired")
-            status = self.config.unsubscribed_status or fl.unsubscribed_status
-            return self.error(status, "unsubscribed", "push subscription has unsubscribed")
-        dev = found.device
+        dev = self._subscription(sub_id, now, fl)
+        if isinstance(dev, Respond):
+            return dev
 
         headers = dict(req.headers)
         vapid = self._check_vapid(req, headers, dev, fl, now)
         if isinstance(vapid, Respond):
             return vapid
-
         if self.config.rate_per_second is not None:
-            wait = self._take_token(sub_id, self.clock.monotonic())
-            if wait > 0:
-                retry = str(max(1, math.ceil(wait)))
-                return self.error(
-                    429,
-                    "rate_limited",
-                    f"too many messages to this subscription; retry after {retry} s",
-                    (("retry-after", retry),),
-                )
+            limited = self._rate_limited(sub_id)
+            if limited is not None:
+                return limited
 
-        ttl_text = headers.get("ttl")
-        if ttl_text is None:
-            return self.error(400, "missing_ttl", "missing TTL header")
-        ttl_text = ttl_text.strip()
-        if not _TTL_RE.fullmatch(ttl_text):
-            return self.error(
-                400,
-                "bad_ttl",
-                f"TTL must be a non-negative integer number of seconds, got {ttl_text!r}",
-            )
-        ttl = min(int(ttl_text), fl.max_ttl)
+        ttl = self._ttl(headers.get("ttl"), fl)
+        if isinstance(ttl, Respond):
+            return ttl
         urgency = headers.get("urgency", "normal").strip().lower()
         if urgency not in URGENCIES:
             return self.error(
@@ -220,10 +177,10 @@ class WebPushCore:
         plaintext, encoding = decoded
 
         msg_id = b64url(self.rng.randbytes(12))
-        entry = self._entry(
-            req, headers, msg_id, now, ttl, urgency, topic, encoding, plaintext, vapid
+        entry = inbox_entry(
+            PROVIDER, req, headers, msg_id, now, ttl, urgency, topic, encoding, plaintext, vapid
         )
-        self._dispatch(dev, entry, now, ttl, topic)
+        self.browsers.dispatch(dev, entry, now, ttl, topic, self.config.max_pending)
         origin = (
             f"{req.scheme}://{req.authority}" if req.authority else self.registry.webpush_base_url
         )
@@ -231,6 +188,39 @@ class WebPushCore:
             201,
             (("location", f"{origin}{MESSAGE_PREFIX}{msg_id}"), ("ttl", str(ttl))),
         )
+
+    def _subscription(self, sub_id: str, now: float, fl: Flavour) -> Device | Respond:
+        """The live subscription ``sub_id`` names, or 404 / 410 (noting a send to a dead one)."""
+        found = self.registry.lookup(PROVIDER, sub_id)
+        dev = found.device
+        if found.state is TokenState.VALID and dev is not None:
+            lifetime = self.config.subscription_lifetime
+            if lifetime is not None and now >= dev.created_at + lifetime:
+                self.browsers.forget(dev)
+                self.registry.uninstall(dev.id, cause="expired", reason="expired")
+                found = self.registry.lookup(PROVIDER, sub_id)
+        if found.state is TokenState.UNKNOWN or found.device is None:
+            return self.error(fl.unknown_status, "not_found", "subscription not found")
+        if found.state is TokenState.DEAD:
+            self.registry.note_rejection(PROVIDER, sub_id)
+            if found.reason == "expired":
+                status = self.config.expired_status or fl.expired_status
+                return self.error(status, "expired", "push subscription has expired")
+            status = self.config.unsubscribed_status or fl.unsubscribed_status
+            return self.error(status, "unsubscribed", "push subscription has unsubscribed")
+        return found.device
+
+    def _ttl(self, text: str | None, fl: Flavour) -> int | Respond:
+        if text is None:
+            return self.error(400, "missing_ttl", "missing TTL header")
+        text = text.strip()
+        if not _TTL_RE.fullmatch(text):
+            return self.error(
+                400,
+                "bad_ttl",
+                f"TTL must be a non-negative integer number of seconds, got {text!r}",
+            )
+        return min(int(text), fl.max_ttl)
 
     # -- VAPID ------------------------------------------------------------------
 
@@ -284,6 +274,19 @@ class WebPushCore:
             own = f"{req.scheme}://{req.authority}"
             return (base, own) if base and base != own else (own,)
         return (base,)
+
+    def _rate_limited(self, sub_id: str) -> Respond | None:
+        """429 with Retry-After while this subscription is over its rate, else None."""
+        wait = self._take_token(sub_id, self.clock.monotonic())
+        if wait <= 0:
+            return None
+        retry = str(max(1, math.ceil(wait)))
+        return self.error(
+            429,
+            "rate_limited",
+            f"too many messages to this subscription; retry after {retry} s",
+            (("retry-after", retry),),
+        )
 
     def _take_token(self, sub_id: str, mono: float) -> float:
         """Seconds to wait before this subscription may receive again (0: go ahead)."""
@@ -345,128 +348,18 @@ class WebPushCore:
             return self.error(400, "decrypt", str(exc))
         return out.plaintext, encoding
 
-    def _entry(
-        self,
-        req: Request,
-        headers: dict[str, str],
-        msg_id: str,
-        now: float,
-        ttl: int,
-        urgency: str,
-        topic: str | None,
-        encoding: str | None,
-        plaintext: bytes | None,
-        vapid: VapidCheck | None,
-    ) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "provider": PROVIDER,
-            "message_id": msg_id,
-            "at": now,
-            "ttl": ttl,
-            "urgency": urgency,
-            "topic": topic,
-            "content_encoding": encoding,
-            "size": len(req.body),
-            "http_version": req.conn.http_version,
-            "headers": {
-                k: v
-                for k, v in headers.items()
-                if k
-                in (
-                    "ttl",
-                    "urgency",
-                    "topic",
-                    "content-encoding",
-                    "content-type",
-                    "encryption",
-                    "crypto-key",
-                )
-            },
-            "payload_text": None,
-            "payload": None,
-        }
-        if vapid is not None:
-            entry["vapid"] = {"k": vapid.key_text, "sub": vapid.sub, "exp": int(vapid.exp)}
-        if plaintext is not None:
-            try:
-                text = plaintext.decode("utf-8")
-            except UnicodeDecodeError:
-                entry["payload_base64"] = b64url(plaintext)
-            else:
-                entry["payload_text"] = text
-                if text[:1] in ("{", "["):
-                    try:
-                        entry["payload"] = json.loads(text)
-                    except (ValueError, RecursionError):
-                        pass
-                corr = find_correlation(entry["payload"])
-                if corr:
-                    entry["correlation_id"] = corr
-        return entry
-
-    # -- the device side --------------------------------------------------------
-
-    def _dispatch(
-        self, dev: Device, entry: dict[str, Any], now: float, ttl: int, topic: str | None
-    ) -> None:
-        if dev.online:
-            self.registry.deliver(dev, entry)
-            self.stats.count(PROVIDER, "delivered")
-            return
-        if ttl == 0:
-            self.stats.count(PROVIDER, "dropped_ttl0_offline")
-            return
-        self._expire_held(dev, now)
-        if topic is not None:
-            for held in list(dev.pending):
-                if held.get("topic") == topic:
-                    dev.pending.remove(held)
-                    self._held.pop(held["message_id"], None)
-                    self.stats.count(PROVIDER, "replaced_by_topic")
-        if len(dev.pending) >= self.config.max_pending:
-            oldest = dev.pending.pop(0)
-            self._held.pop(oldest["message_id"], None)
-            self.stats.count(PROVIDER, "dropped_overflow")
-        entry["expires_at"] = now + ttl
-        dev.pending.append(entry)
-        if len(self._held) >= 1_000_000:  # entries of uninstalled devices linger; bound them
-            self._held.clear()
-        self._held[entry["message_id"]] = _Held(entry, now + ttl, topic, dev)
-        self.stats.count(PROVIDER, "queued")
-
-    def _expire_held(self, dev: Device, now: float) -> None:
-        alive = []
-        for held in dev.pending:
-            if held.get("expires_at", math.inf) <= now:
-                self._held.pop(held["message_id"], None)
-                self.stats.count(PROVIDER, "expired_undelivered")
-            else:
-                alive.append(held)
-        dev.pending[:] = alive
+    # -- the browser side -------------------------------------------------------
 
     def device_online(self, dev: Device) -> None:
         """The browser came online: deliver what is still within its TTL, in order."""
         if dev.provider != PROVIDER:
             return
-        self._expire_held(dev, self.clock.time())
-        pending, dev.pending = list(dev.pending), []
-        for entry in pending:
-            self._held.pop(entry["message_id"], None)
-            self.registry.deliver(dev, entry)
-            self.stats.count(PROVIDER, "delivered")
-
-    def _forget(self, dev: Device) -> None:
-        for entry in dev.pending:
-            self._held.pop(entry["message_id"], None)
-        dev.pending.clear()
+        self.browsers.online(dev, self.clock.time())
 
     def _message_resource(self, req: Request, msg_id: str) -> Action:
         """RFC 8030 section 7.3: DELETE on the message's Location cancels it if undelivered."""
         if req.method != "DELETE":
             return self.error(405, "method", f"{req.method} is not allowed on a push message")
-        held = self._held.pop(msg_id, None)
-        if held is None or held.entry not in held.device.pending:
+        if not self.browsers.cancel(msg_id):
             return self.error(404, "bad_path", "no undelivered message with that id")
-        held.device.pending.remove(held.entry)
-        self.stats.count(PROVIDER, "cancelled")
         return Respond(204)

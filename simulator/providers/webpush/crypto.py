@@ -217,6 +217,33 @@ def decrypt_aesgcm(
     cache: IkmCache | None = None,
 ) -> Decrypted:
     """Legacy ``aesgcm``: salt from ``Encryption``, sender key from ``Crypto-Key: dh=``."""
+    salt, rs, sender_pub = _aesgcm_params(encryption, crypto_key)
+    cache_key = (receiver.public_bytes + receiver.auth_secret, sender_pub, AESGCM_LEGACY)
+    ikm = cache.get(cache_key) if cache is not None else None
+    if ikm is None:
+        secret = _ecdh(receiver, sender_pub, "Crypto-Key dh")
+        # HKDF(salt=auth, ikm=ecdh, info="Content-Encoding: auth\0", L=32)
+        ikm = _hmac(_hmac(receiver.auth_secret, secret), _LEGACY_AUTH_INFO)
+        if cache is not None:
+            cache.put(cache_key, ikm)
+    context = (
+        b"P-256\x00"
+        + struct.pack(">H", len(receiver.public_bytes))
+        + receiver.public_bytes
+        + struct.pack(">H", len(sender_pub))
+        + sender_pub
+    )
+    prk = _hmac(salt, ikm)
+    cek = _hmac(prk, b"Content-Encoding: aesgcm\x00" + context + b"\x01")[:16]
+    base_nonce = _hmac(prk, b"Content-Encoding: nonce\x00" + context + b"\x01")[:12]
+    if not body:
+        raise DecryptError("aesgcm body is empty")
+    plaintext = _aesgcm_records(body, rs, AESGCM(cek), base_nonce)
+    return Decrypted(plaintext, AESGCM_LEGACY, rs, sender_pub, salt)
+
+
+def _aesgcm_params(encryption: str | None, crypto_key: str | None) -> tuple[bytes, int, bytes]:
+    """(salt, record size, sender public key) from the Encryption and Crypto-Key headers."""
     if not encryption:
         raise DecryptError("Content-Encoding aesgcm needs an Encryption header with salt=")
     if not crypto_key:
@@ -238,29 +265,12 @@ def decrypt_aesgcm(
             raise DecryptError(f"Encryption rs={enc['rs']!r} is not an integer") from exc
         if rs < 2:
             raise DecryptError(f"Encryption rs={rs} is below the minimum of 2")
-    sender_pub = _b64(ck["dh"], "Crypto-Key dh")
-    cache_key = (receiver.public_bytes + receiver.auth_secret, sender_pub, AESGCM_LEGACY)
-    ikm = cache.get(cache_key) if cache is not None else None
-    if ikm is None:
-        secret = _ecdh(receiver, sender_pub, "Crypto-Key dh")
-        # HKDF(salt=auth, ikm=ecdh, info="Content-Encoding: auth\0", L=32)
-        ikm = _hmac(_hmac(receiver.auth_secret, secret), _LEGACY_AUTH_INFO)
-        if cache is not None:
-            cache.put(cache_key, ikm)
-    context = (
-        b"P-256\x00"
-        + struct.pack(">H", len(receiver.public_bytes))
-        + receiver.public_bytes
-        + struct.pack(">H", len(sender_pub))
-        + sender_pub
-    )
-    prk = _hmac(salt, ikm)
-    cek = _hmac(prk, b"Content-Encoding: aesgcm\x00" + context + b"\x01")[:16]
-    base_nonce = _hmac(prk, b"Content-Encoding: nonce\x00" + context + b"\x01")[:12]
-    if not body:
-        raise DecryptError("aesgcm body is empty")
+    return salt, rs, _b64(ck["dh"], "Crypto-Key dh")
+
+
+def _aesgcm_records(body: bytes, rs: int, aead: AESGCM, base_nonce: bytes) -> bytes:
+    """Decrypt and unpad each ``rs``-byte record of a legacy aesgcm body."""
     chunk = rs + TAG_LEN
-    aead = AESGCM(cek)
     out = bytearray()
     records = [body[i : i + chunk] for i in range(0, len(body), chunk)]
     nonce_head, (nonce_tail,) = base_nonce[:4], struct.unpack(">Q", base_nonce[4:])
@@ -281,4 +291,4 @@ def decrypt_aesgcm(
         if 2 + pad > len(plain) or any(plain[2 : 2 + pad]):
             raise DecryptError(f"aesgcm record {seq} has invalid padding")
         out += plain[2 + pad :]
-    return Decrypted(bytes(out), AESGCM_LEGACY, rs, sender_pub, salt)
+    return bytes(out)
