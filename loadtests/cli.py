@@ -13,7 +13,9 @@ from pathlib import Path
 from types import FrameType
 
 from loadtests import DEFAULT_SCENARIO
-from loadtests.scenario.load import Scenario, ScenarioError, load
+from loadtests.scenario.check import ScenarioError
+from loadtests.scenario.load import load
+from loadtests.scenario.model import Scenario
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from loadtests.scenario.load import ScenarioError, load
+from loadtests.scenario.check import ScenarioError
+from loadtests.scenario.load import load
 from scenarios import bundled
 
 

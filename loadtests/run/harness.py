@@ -27,7 +27,7 @@ from loadtests.judge.measures import GroundTruth, compute, parse_prometheus
 from loadtests.judge.objectives import Verdict, judge
 from loadtests.judge.series import series
 from loadtests.run.processes import ProcessGroup, wait_for_file
-from loadtests.scenario.load import Scenario
+from loadtests.scenario.model import Scenario
 
 # found, not imported: importing it would monkey-patch this process with gevent
 _LOCUST_SPEC = importlib.util.find_spec("loadtests.locust.locustfile")

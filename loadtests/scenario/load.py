@@ -1,4 +1,4 @@
-"""Scenario files: YAML in, a validated :class:`Scenario` out.
+"""Scenario files: YAML in, a validated :class:`~loadtests.scenario.model.Scenario` out.
 
 Every error names the file, the line and the field, and says what was expected::
 
@@ -12,15 +12,27 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from loadtests.judge.objectives import CATALOG, Objective
+from loadtests.scenario.check import Check, ScenarioError, show
+from loadtests.scenario.model import (
+    DeviceBehaviour,
+    LoadShape,
+    Population,
+    RequestTemplate,
+    Scenario,
+    TargetShape,
+    Traffic,
+)
 from pushsim import yamlfile
 from scenarios import SCENARIOS_DIR, bundled
+
+# what a caller needs; ScenarioError is defined with the field checks that raise it
+__all__ = ["ScenarioError", "load", "loads", "resolve", "validate"]
 
 PROVIDERS = ("apns", "fcm", "webpush")
 SHAPES = ("steady", "ramp", "spike")
@@ -40,113 +52,6 @@ TOP_LEVEL = (
     "target",
     "quick",
 )
-
-
-class ScenarioError(ValueError):
-    """A scenario file that cannot be run, with where and why."""
-
-    def __init__(self, source: str, line: int | None, field_path: str, message: str) -> None:
-        self.source = source
-        self.line = line
-        self.field = field_path
-        self.message = message
-        where = f"{source}:{line}" if line else source
-        prefix = f"{field_path}: " if field_path else ""
-        super().__init__(f"{where}: {prefix}{message}")
-
-
-# -- YAML with line numbers ------------------------------------------------------------
-
-
-def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
-    """Parse YAML and remember the line of every field, keyed by its dotted path."""
-    try:
-        return yamlfile.load(text)
-    except yaml.YAMLError as exc:
-        line, problem = yamlfile.problem(exc)
-        raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
-    except RecursionError as exc:
-        raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
-
-
-# -- value objects ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Population:
-    devices: dict[str, int]  # provider -> count
-    users: int  # devices are spread round-robin over this many app users
-
-    @property
-    def total(self) -> int:
-        return sum(self.devices.values())
-
-
-@dataclass(frozen=True, slots=True)
-class LoadShape:
-    shape: str
-    users: int  # steady users; ramp end; spike base
-    rate_per_user: float  # notifications per second per app-server user; 0.0: unlimited (no waits)
-    spawn_rate: float
-    from_users: int = 1  # ramp start
-    spike_users: int = 0
-    spike_at: float = 0.0
-    spike_for: float = 0.0
-
-    def users_at(self, t: float, duration: float) -> int:
-        if self.shape == "ramp":
-            if duration <= 0:
-                return self.users
-            frac = min(1.0, max(0.0, t / duration))
-            return max(1, round(self.from_users + (self.users - self.from_users) * frac))
-        if self.shape == "spike" and self.spike_at <= t < self.spike_at + self.spike_for:
-            return self.spike_users
-        return self.users
-
-    def rate_text(self) -> str:
-        """Each user's rate as a person reads it: '5/s' or 'unlimited (no waits)'."""
-        return f"{self.rate_per_user:g}/s" if self.rate_per_user > 0 else "unlimited (no waits)"
-
-    def peak_users(self) -> int:
-        return max(self.users, self.from_users, self.spike_users)
-
-
-@dataclass(frozen=True, slots=True)
-class Traffic:
-    to: dict[str, float]  # user | tokens | topic -> weight
-    payload: dict[str, float]  # small | medium | large -> weight
-    push_type: dict[str, float]  # alert | background -> weight
-    high_priority: float
-    ttl: int
-    topics: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceBehaviour:
-    reregister_rotated: bool
-    receipts: float  # share of received messages acknowledged through POST /v1/receipts
-    feed_poll_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class RequestTemplate:
-    method: str
-    path: str
-    body: (
-        Any  # JSON template: "{name}" placeholders; a string that is exactly "{x}" takes x's value
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class TargetShape:
-    register: RequestTemplate
-    notify: RequestTemplate
-    accepted_status: tuple[int, ...]
-    id_field: str
-    devices_dead: str | None  # GET path listing dead registrations, or None
-    devices_active: str | None
-    metrics: str | None
-    health: str | None
 
 
 DEFAULT_TARGET: dict[str, Any] = {
@@ -182,106 +87,18 @@ DEFAULT_TARGET: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
-    source: str
-    duration: float
-    drain_timeout: float
-    seed: int
-    population: Population
-    load: LoadShape
-    traffic: Traffic
-    devices: DeviceBehaviour
-    faults: Any
-    objectives: tuple[Objective, ...]
-    target: TargetShape
-    raw: dict[str, Any] = field(repr=False, default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return copy.deepcopy(self.raw)
+def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML and remember the line of every field, keyed by its dotted path."""
+    try:
+        return yamlfile.load(text)
+    except yaml.YAMLError as exc:
+        line, problem = yamlfile.problem(exc)
+        raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc
+    except RecursionError as exc:
+        raise ScenarioError(source, None, "", "not valid YAML: nested too deeply") from exc
 
 
-# -- validation -------------------------------------------------------------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-
-
-class _Check:
-    def __init__(self, source: str, lines: dict[str, int]) -> None:
-        self.source = source
-        self.lines = lines
-
-    def fail(self, path: str, message: str) -> ScenarioError:
-        return ScenarioError(self.source, yamlfile.line_of(self.lines, path), path, message)
-
-    def mapping(self, data: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise self.fail(path, f"expected a mapping, got {_show(data)}")
-        for key in data:
-            if key not in allowed:
-                raise self.fail(
-                    f"{path}.{key}" if path else str(key),
-                    f"unknown field; expected one of {', '.join(allowed)}",
-                )
-        return data
-
-    def duration(self, value: Any, path: str, *, minimum: float = 0.0) -> float:
-        seconds: float | None = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            seconds = float(value)
-        elif isinstance(value, str):
-            m = _DURATION.match(value)
-            if m:
-                unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
-                seconds = float(m.group(1)) * unit
-        if seconds is None or seconds < minimum:
-            raise self.fail(
-                path,
-                "expected a duration such as 30s, 2m or 500ms "
-                f"(at least {minimum:g}s), got {_show(value)}",
-            )
-        return seconds
-
-    def integer(self, value: Any, path: str, *, minimum: int = 0, maximum: int = 10_000_000) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-            what = (
-                "a positive integer" if minimum == 1 else f"an integer from {minimum} to {maximum}"
-            )
-            raise self.fail(path, f"expected {what}, got {_show(value)}")
-        return value
-
-    def number(
-        self, value: Any, path: str, *, minimum: float = 0.0, maximum: float | None = None
-    ) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and (value < minimum or (maximum is not None and value > maximum)):
-            ok = False
-        if not ok:
-            rng = (
-                f"from {minimum:g} to {maximum:g}"
-                if maximum is not None
-                else f"at least {minimum:g}"
-            )
-            raise self.fail(path, f"expected a number {rng}, got {_show(value)}")
-        return float(value)
-
-    def weights(
-        self, value: Any, path: str, keys: tuple[str, ...], default: dict[str, float]
-    ) -> dict[str, float]:
-        if value is None:
-            return dict(default)
-        data = self.mapping(value, path, keys)
-        out = {k: self.number(v, f"{path}.{k}") for k, v in data.items()}
-        if sum(out.values()) <= 0:
-            raise self.fail(path, "expected at least one weight above 0")
-        return out
-
-
-def _rate(check: _Check, value: Any) -> float:
+def _rate(check: Check, value: Any) -> float:
     """``load.rate_per_user``: notifications per second per user, or ``unlimited`` (no waits:
     each user sends its next request as soon as the last one is answered). 0.0 means unlimited."""
     if isinstance(value, str) and value.strip().lower() in UNLIMITED:
@@ -291,13 +108,8 @@ def _rate(check: _Check, value: Any) -> float:
     except ScenarioError as exc:
         raise check.fail(
             "load.rate_per_user",
-            f"expected a number at least 0.01 or 'unlimited', got {_show(value)}",
+            f"expected a number at least 0.01 or 'unlimited', got {show(value)}",
         ) from exc
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +122,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse_faults(data: Any, source: str, check: _Check) -> Any:
+def _parse_faults(data: Any, source: str, check: Check) -> Any:
     """Validate ``faults:`` with the simulator's fault-plan parser (it owns that format)."""
     if data is None:
         return []
@@ -319,7 +131,7 @@ def _parse_faults(data: Any, source: str, check: _Check) -> Any:
         from simulator.faults.spec import FaultSpecError
     except ImportError:  # a simulator without a fault plan: pass the section through
         if not isinstance(data, (list, dict)):
-            raise check.fail("faults", f"expected a list of faults, got {_show(data)}") from None
+            raise check.fail("faults", f"expected a list of faults, got {show(data)}") from None
         return data
     try:
         parse_faults(data, source, lines=check.lines, prefix="faults")
@@ -329,19 +141,19 @@ def _parse_faults(data: Any, source: str, check: _Check) -> Any:
     return data
 
 
-def _template(check: _Check, data: Any, path: str, default: dict[str, Any]) -> RequestTemplate:
+def _template(check: Check, data: Any, path: str, default: dict[str, Any]) -> RequestTemplate:
     d = check.mapping(data, path, ("method", "path", "body"))
     merged = {**default, **d}
     method = merged["method"]
     if method not in ("POST", "PUT", "PATCH"):
-        raise check.fail(f"{path}.method", f"expected POST, PUT or PATCH, got {_show(method)}")
+        raise check.fail(f"{path}.method", f"expected POST, PUT or PATCH, got {show(method)}")
     p = merged["path"]
     if not isinstance(p, str) or not p.startswith("/"):
-        raise check.fail(f"{path}.path", f"expected a path starting with /, got {_show(p)}")
+        raise check.fail(f"{path}.path", f"expected a path starting with /, got {show(p)}")
     return RequestTemplate(method, p, merged["body"])
 
 
-def _target(check: _Check, data: Any) -> TargetShape:
+def _target(check: Check, data: Any) -> TargetShape:
     d = check.mapping(data, "target", tuple(DEFAULT_TARGET))
     reg = _template(check, d.get("register"), "target.register", DEFAULT_TARGET["register"])
     notify = _template(check, d.get("notify"), "target.notify", DEFAULT_TARGET["notify"])
@@ -352,19 +164,19 @@ def _target(check: _Check, data: Any) -> TargetShape:
         or not all(isinstance(s, int) and 200 <= s < 300 for s in accepted)
     ):
         raise check.fail(
-            "target.accepted_status", f"expected a list of 2xx status codes, got {_show(accepted)}"
+            "target.accepted_status", f"expected a list of 2xx status codes, got {show(accepted)}"
         )
     opt: dict[str, str | None] = {}
     for key in ("devices_dead", "devices_active", "metrics", "health"):
         v = d.get(key, DEFAULT_TARGET[key])
         if v is not None and (not isinstance(v, str) or not v.startswith("/")):
             raise check.fail(
-                f"target.{key}", f"expected a path starting with / or null, got {_show(v)}"
+                f"target.{key}", f"expected a path starting with / or null, got {show(v)}"
             )
         opt[key] = v
     id_field = d.get("id_field", "id")
     if not isinstance(id_field, str) or not id_field:
-        raise check.fail("target.id_field", f"expected a field name, got {_show(id_field)}")
+        raise check.fail("target.id_field", f"expected a field name, got {show(id_field)}")
     return TargetShape(
         reg,
         notify,
@@ -380,9 +192,9 @@ def _target(check: _Check, data: Any) -> TargetShape:
 def validate(
     data: Any, source: str, lines: dict[str, int] | None = None, *, quick: bool = False
 ) -> Scenario:
-    check = _Check(source, lines or {})
+    check = Check(source, lines or {})
     if not isinstance(data, dict):
-        raise check.fail("", f"expected a mapping of scenario fields, got {_show(data)}")
+        raise check.fail("", f"expected a mapping of scenario fields, got {show(data)}")
     top = check.mapping(data, "", TOP_LEVEL)
     if quick and top.get("quick") is not None:
         overrides = check.mapping(
@@ -396,11 +208,11 @@ def validate(
     name = top.get("name", Path(source).stem)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise check.fail(
-            "name", f"expected a name of letters, digits, '-', '_' or '.', got {_show(name)}"
+            "name", f"expected a name of letters, digits, '-', '_' or '.', got {show(name)}"
         )
     description = top.get("description", "")
     if not isinstance(description, str):
-        raise check.fail("description", f"expected text, got {_show(description)}")
+        raise check.fail("description", f"expected text, got {show(description)}")
     duration = check.duration(top.get("duration", "20s"), "duration", minimum=1)
     drain = check.duration(top.get("drain_timeout", "20s"), "drain_timeout", minimum=0)
     seed = check.integer(top.get("seed", 1), "seed", minimum=0, maximum=2**63)
@@ -434,7 +246,7 @@ def validate(
     )
     shape = ld.get("shape", "steady")
     if shape not in SHAPES:
-        raise check.fail("load.shape", f"expected one of {', '.join(SHAPES)}, got {_show(shape)}")
+        raise check.fail("load.shape", f"expected one of {', '.join(SHAPES)}, got {show(shape)}")
     lusers = check.integer(ld.get("users", 4), "load.users", minimum=1, maximum=100_000)
     load = LoadShape(
         shape=shape,
@@ -467,7 +279,7 @@ def validate(
     )
     topics = tr.get("topics", ["news"])
     if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
-        raise check.fail("traffic.topics", f"expected a list of topic names, got {_show(topics)}")
+        raise check.fail("traffic.topics", f"expected a list of topic names, got {show(topics)}")
     traffic = Traffic(
         to=check.weights(
             tr.get("to"), "traffic.to", ("user", "tokens", "topic"), {"user": 0.7, "tokens": 0.3}
@@ -496,9 +308,7 @@ def validate(
     )
     rereg = dv.get("reregister_rotated", True)
     if not isinstance(rereg, bool):
-        raise check.fail(
-            "devices.reregister_rotated", f"expected true or false, got {_show(rereg)}"
-        )
+        raise check.fail("devices.reregister_rotated", f"expected true or false, got {show(rereg)}")
     behaviour = DeviceBehaviour(
         reregister_rotated=rereg,
         receipts=check.number(dv.get("receipts", 0.05), "devices.receipts", maximum=1),
