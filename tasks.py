@@ -55,6 +55,21 @@ def ensure_h2load() -> None:
     )
 
 
+def ensure_chromium() -> None:
+    """Chromium (Debian's) for the dashboard's browser tests; Playwright drives it as it is."""
+    if os.path.exists("/usr/bin/chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print("tasks: installing chromium", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium"],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("run", "test", "bench"):
         print(__doc__)
@@ -69,6 +84,7 @@ def main() -> int:
             [str(PY), str(ROOT / "benchmarks" / "simulator_bench.py"), *rest], cwd=ROOT
         )
     ensure_h2load()
+    ensure_chromium()
     return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
 
 
