@@ -31,9 +31,9 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from pushsim.clock import SystemClock
+from pushsim.clock import Clock, SystemClock
 from simulator.providers.apns.service import LISTENERS, ApnsService
 from simulator.server.listener import Listener
 from simulator.state.credentials import ensure_credentials, server_ssl_context
@@ -226,10 +226,29 @@ class _Worker:
 # -- main side ---------------------------------------------------------------------------------
 
 
+class PoolHost(Protocol):
+    """What the worker pool reads of the main process's simulator."""
+
+    state_dir: Path
+    host: str
+    tls: bool
+    seed: int | None
+    share_ports: bool
+    clock: Clock
+    stats: Stats
+    registry: DeviceRegistry
+    listeners: dict[str, Listener]
+    apns: ApnsService | None
+
+    async def start(self) -> dict[str, str]: ...
+
+    async def stop(self) -> None: ...
+
+
 class WorkerPool:
     """The worker processes of one simulator, and the 50 ms sync both ways."""
 
-    def __init__(self, sim: Any, workers: int) -> None:
+    def __init__(self, sim: PoolHost, workers: int) -> None:
         self.sim = sim
         self.count = workers - 1
         self.procs: list[Any] = []
@@ -366,7 +385,7 @@ class WorkerPool:
             c.close()
 
 
-async def serve_with_workers(sim: Any, stop: asyncio.Event, workers: int) -> None:
+async def serve_with_workers(sim: PoolHost, stop: asyncio.Event, workers: int) -> None:
     """Like :func:`simulator.app.serve`, with ``workers - 1`` extra APNs processes."""
     sim.share_ports = True  # the APNs listeners bind with SO_REUSEPORT for the workers
     await sim.start()

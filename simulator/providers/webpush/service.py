@@ -16,6 +16,7 @@ Control routes (JSON over HTTP/1.1, beside the rest of ``/_sim/``):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -57,32 +58,55 @@ async def get_config(request: web.Request) -> web.Response:
     return web.json_response(request.app[CORE_KEY].config.as_dict())
 
 
+def _flavour(value: Any) -> str | None:
+    return None if value in FLAVOURS else f"expected one of {', '.join(FLAVOURS)}"
+
+
+def _positive_or_null(value: Any) -> str | None:
+    ok = value is None or (
+        isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    )
+    return None if ok else "expected a positive number or null"
+
+
+def _positive_int(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return None if ok else "expected a positive integer"
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "expected true or false"
+
+
+def _dead_status(value: Any) -> str | None:
+    return None if value in (None, 404, 410) else "expected 404, 410 or null"
+
+
+# field -> what is wrong with a value for it (None: nothing)
+VALIDATORS: dict[str, Callable[[Any], str | None]] = {
+    "flavour": _flavour,
+    "rate_per_second": _positive_or_null,
+    "subscription_lifetime": _positive_or_null,
+    "rate_burst": _positive_int,
+    "max_payload": _positive_int,
+    "max_pending": _positive_int,
+    "ecdh_cache": _flag,
+    "unsubscribed_status": _dead_status,
+    "expired_status": _dead_status,
+}
+
+
 def apply_config(config: WebPushConfig, body: dict[str, Any]) -> tuple[str, str] | None:
-    """Apply a partial update; returns (field, message) for the first bad field, else None."""
-    staged: dict[str, Any] = {}
+    """Apply a partial update (all or nothing); returns (field, message) for the first bad
+    field, else None."""
     for name, value in body.items():
-        if name == "flavour":
-            if value not in FLAVOURS:
-                return name, f"expected one of {', '.join(FLAVOURS)}, got {value!r}"
-        elif name in ("rate_per_second", "subscription_lifetime"):
-            ok = value is None or (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-            )
-            if not ok:
-                return name, f"expected a positive number or null, got {value!r}"
-        elif name in ("rate_burst", "max_payload", "max_pending"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                return name, f"expected a positive integer, got {value!r}"
-        elif name == "ecdh_cache":
-            if not isinstance(value, bool):
-                return name, f"expected true or false, got {value!r}"
-        elif name in ("unsubscribed_status", "expired_status"):
-            if value not in (None, 404, 410):
-                return name, f"expected 404, 410 or null, got {value!r}"
-        else:
+        check = VALIDATORS.get(name)
+        if check is None:
             return name, "unknown field"
-        staged[name] = value
-    for name, value in staged.items():
+        problem = check(value)
+        if problem is not None:
+            return name, f"{problem}, got {value!r}"
+    for name, value in body.items():
         setattr(config, name, value)
     return None
 
