@@ -1,11 +1,11 @@
 """The fault plan: a pure function of (run time, provider, request facts, seed) -> a decision.
 
 Time is the run clock (seconds since the simulator started), passed in by the caller,
-so windows open and close exactly where the plan says. Chance never depends on the
-order in which concurrent requests arrive: every draw is a hash of (seed, fault, key,
-n-th draw for that key), where the key is the device token when known. Shares of
-devices are a hash of (seed, token) compared to the share, so one seed always picks
-the same devices, and a 10% share is contained in a 20% share.
+so windows open and close exactly where the plan says. Chance (seeded draws, shares of
+devices, latency distributions) is :mod:`simulator.faults.chance`; which devices churn
+and when is :mod:`simulator.faults.churn`. Each request-fault kind decides through its
+own rule in :data:`_RULES`, in the plan's priority order (outage, throttle, errors,
+latency).
 
 The I/O edges are :mod:`simulator.faults.gate` (turning decisions into wire actions)
 and :mod:`simulator.faults.runtime` (listeners, devices, the scheduler).
@@ -13,17 +13,14 @@ and :mod:`simulator.faults.runtime` (listeners, devices, the scheduler).
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import itertools
 import math
-import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from statistics import NormalDist
-from typing import Protocol
 
 from pushsim.bucket import TokenBuckets
+from simulator.faults.chance import in_share, latency_sample, unit
+from simulator.faults.churn import Churn, ChurnSchedule, DeviceLike
 from simulator.faults.spec import (
     PROVIDERS,
     Auth,
@@ -32,22 +29,9 @@ from simulator.faults.spec import (
     Latency,
     Outage,
     Throttle,
-    TokenChurn,
 )
 
-_Z99 = NormalDist().inv_cdf(0.99)
 _PRIORITY = {"outage": 0, "throttle": 1, "errors": 2, "latency": 3, "token_churn": 4, "auth": 5}
-
-
-def unit(seed: int, *parts: object) -> float:
-    """A uniform draw in [0, 1) fixed by ``seed`` and ``parts``."""
-    key = "|".join([str(seed), *map(str, parts)]).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0**64
-
-
-def in_share(seed: int, token: str, share: float) -> bool:
-    """Whether a device token belongs to a share of devices (stable for a seed)."""
-    return share >= 1.0 or unit(seed, "share", token) < share
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +78,12 @@ class ActiveFault:
     start: float
     end: float  # math.inf: until cleared
     draws: dict[str, int] = field(default_factory=dict)
-    buckets: TokenBuckets = field(init=False)  # a throttle's, by scope key
+    buckets: TokenBuckets | None = field(init=False, default=None)  # a throttle's, by key
 
     def __post_init__(self) -> None:
         p = self.spec.params
-        self.buckets = (
-            TokenBuckets(p.rate, p.burst) if isinstance(p, Throttle) else TokenBuckets(0.0, 1.0)
-        )
+        if isinstance(p, Throttle):
+            self.buckets = TokenBuckets(p.rate, p.burst)
 
     @property
     def kind(self) -> str:
@@ -146,32 +129,6 @@ class ActiveFault:
         return out
 
 
-def latency_sample(p: Latency, u: float) -> float:
-    if p.distribution == "fixed":
-        return p.delay
-    if p.distribution == "uniform":
-        return p.low + u * (p.high - p.low)
-    mu = math.log(p.p50)
-    sigma = (math.log(p.p99) - mu) / _Z99
-    return math.exp(mu + sigma * NormalDist().inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))
-
-
-class DeviceLike(Protocol):
-    id: str
-    provider: str
-    token: str
-    installed: bool
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Churn:
-    at: float
-    fault_id: str
-    device_id: str
-    action: str  # reinstall | uninstall
-
-
 class FaultPlan:
     """The faults in force, and every decision they make."""
 
@@ -181,12 +138,9 @@ class FaultPlan:
         self._by_provider: dict[str, list[ActiveFault]] = {p: [] for p in PROVIDERS}
         self._ids = itertools.count(1)
         self.version = 0
-        # churn bookkeeping per fault: devices already seen / scheduled heap / churned ids
-        self._churn_seen: dict[str, int] = {}
-        self._churn_heap: dict[str, list[tuple[float, str]]] = {}
-        self._churned: dict[str, set[str]] = {}
-        self._churn_rng: dict[str, random.Random] = {}
-        self._churn_done: dict[str, int] = {}
+        self._churn = ChurnSchedule(seed)
+        # decide() runs to its end without yielding, so one draft serves every call.
+        self._draft = _Draft()
 
     # -- the plan -----------------------------------------------------------------
 
@@ -262,69 +216,28 @@ class FaultPlan:
         faults = self._by_provider[facts.provider]
         if not faults:
             return PASS
-        action = "pass"
-        retry_after: int | None = None
-        delay = after = 0.0
-        injections: list[Injection] = []
-        during_outage = False
-        scope: tuple[str, str] | None = None
+        d = self._draft
+        d.action = "pass"
+        d.retry_after = None
+        d.delay = d.after = 0.0
+        d.injections.clear()
+        d.during_outage = False
+        d.scope = None
+        seed = self.seed
         for f in faults:
-            if not f.open_at(now) or not f.matches(facts, self.seed):
-                continue
-            p = f.spec.params
-            if isinstance(p, Outage):
-                during_outage = True
-                if action != "pass":
-                    continue
-                if p.mode == "status":
-                    action = "unavailable"
-                    if p.retry_after_auto:
-                        retry_after = max(1, math.ceil(f.end - now))
-                    elif p.retry_after is not None:
-                        retry_after = max(0, math.ceil(p.retry_after))
-                    if retry_after is not None:
-                        scope = self._scope_of(f, facts)
-                else:
-                    action = p.mode
-                    after = p.after
-                injections.append(Injection(f.id, f.kind, _OUTAGE_OUTCOME[action]))
-            elif isinstance(p, Throttle):
-                if action != "pass":
-                    continue
-                key = {
-                    "provider": facts.provider,
-                    "project": facts.project or "",
-                    "device": facts.token or "",
-                }[p.scope]
-                wait = f.buckets.take(key, now)
-                if wait > 0.0:
-                    action = "throttled"
-                    retry_after = max(1, math.ceil(wait - 1e-9))
-                    scope = (p.scope, key)
-                    injections.append(Injection(f.id, f.kind, "throttled"))
-            elif isinstance(p, Errors):
-                if action != "pass":
-                    continue
-                if f.draw(self.seed, facts.token or facts.provider) < p.probability:
-                    action = "internal"
-                    injections.append(Injection(f.id, f.kind, "internal_error"))
-            elif isinstance(p, Latency):
-                if action in ("hang", "refused"):
-                    continue
-                u = f.draw(self.seed, facts.token or facts.provider)
-                delay += latency_sample(p, u)
-                injections.append(Injection(f.id, f.kind, "delayed"))
-        if action == "pass" and not injections and not during_outage:
+            if f.open_at(now) and f.matches(facts, seed):
+                _RULES[type(f.spec.params)](d, f, facts, now, seed)
+        if d.action == "pass" and not d.injections and not d.during_outage:
             return PASS
-        return Decision(action, retry_after, delay, after, tuple(injections), during_outage, scope)
-
-    @staticmethod
-    def _scope_of(f: ActiveFault, facts: RequestFacts) -> tuple[str, str]:
-        if f.spec.token is not None or f.spec.share is not None:
-            return ("device", facts.token or "")
-        if f.spec.project is not None:
-            return ("project", facts.project or "")
-        return ("provider", facts.provider)
+        return Decision(
+            d.action,
+            d.retry_after,
+            d.delay,
+            d.after,
+            tuple(d.injections),
+            d.during_outage,
+            d.scope,
+        )
 
     # -- windows ------------------------------------------------------------------
 
@@ -369,76 +282,99 @@ class FaultPlan:
         self, now: float, devices: list[DeviceLike], run_started_wall: float
     ) -> list[Churn]:
         """Churns due by ``now`` (run time). ``devices`` is the registry in minting order."""
-        out: list[Churn] = []
-        for f in self.faults.values():
-            p = f.spec.params
-            if not isinstance(p, TokenChurn) or now < f.start:
-                continue
-            churned = self._churned.setdefault(f.id, set())
-            if p.rate is not None:
-                out.extend(self._churn_by_rate(f, p, now, devices, churned))
-                continue
-            heap = self._churn_heap.setdefault(f.id, [])
-            seen = self._churn_seen.get(f.id, 0)
-            span = 0.0 if math.isinf(f.end) else f.end - f.start
-            for dev in itertools.islice(devices, seen, None):
-                if not self._churn_scope(f, dev):
-                    continue
-                at = f.start + unit(self.seed, "churn", f.id, dev.id) * span
-                born = dev.created_at - run_started_wall
-                if born <= at:
-                    heapq.heappush(heap, (at, dev.id))
-            self._churn_seen[f.id] = len(devices)
-            while heap and heap[0][0] <= now:
-                at, dev_id = heapq.heappop(heap)
-                if at < f.end and dev_id not in churned:
-                    churned.add(dev_id)
-                    out.append(Churn(at, f.id, dev_id, p.action))
-        out.sort(key=lambda c: (c.at, c.fault_id, c.device_id))
-        return out
+        return self._churn.due(self.faults.values(), now, devices, run_started_wall)
 
-    def _churn_scope(self, f: ActiveFault, dev: DeviceLike) -> bool:
-        s = f.spec
-        if dev.provider not in s.providers():
-            return False
-        if s.token is not None:
-            return dev.token == s.token
-        if s.project is not None and getattr(dev, "app", None) != s.project:
-            return False
-        return s.share is None or unit(self.seed, "share", dev.id) < s.share
 
-    def _churn_by_rate(
-        self,
-        f: ActiveFault,
-        p: TokenChurn,
-        now: float,
-        devices: list[DeviceLike],
-        churned: set[str],
-    ) -> list[Churn]:
-        assert p.rate is not None
-        t = min(now, f.end)
-        due = math.floor((t - f.start) * p.rate + 1e-9)
-        done = self._churn_done.get(f.id, 0)
-        if due <= done:
-            return []
-        rng = self._churn_rng.setdefault(f.id, random.Random(unit(self.seed, "churn-rate", f.id)))
-        pool = sorted(
-            (
-                d.id
-                for d in devices
-                if d.installed and d.id not in churned and self._churn_scope(f, d)
-            ),
-        )
-        out = []
-        for k in range(done, due):
-            if not pool:
-                break
-            dev_id = pool.pop(rng.randrange(len(pool)))
-            churned.add(dev_id)
-            out.append(Churn(f.start + (k + 1) / p.rate, f.id, dev_id, p.action))
-        self._churn_done[f.id] = due
-        return out
+# -- per request: each fault kind's rule, applied to the decision being drafted --------
 
+
+class _Draft:
+    """The decision so far, while the plan's faults are applied in priority order."""
+
+    __slots__ = ("action", "after", "delay", "during_outage", "injections", "retry_after", "scope")
+
+    def __init__(self) -> None:
+        self.action = "pass"
+        self.retry_after: int | None = None
+        self.delay = 0.0
+        self.after = 0.0
+        self.injections: list[Injection] = []
+        self.during_outage = False
+        self.scope: tuple[str, str] | None = None
+
+
+def _outage(d: _Draft, f: ActiveFault, facts: RequestFacts, now: float, seed: int) -> None:
+    p = f.spec.params
+    assert isinstance(p, Outage)
+    d.during_outage = True
+    if d.action != "pass":
+        return
+    if p.mode == "status":
+        d.action = "unavailable"
+        if p.retry_after_auto:
+            d.retry_after = max(1, math.ceil(f.end - now))
+        elif p.retry_after is not None:
+            d.retry_after = max(0, math.ceil(p.retry_after))
+        if d.retry_after is not None:
+            d.scope = _scope_of(f, facts)
+    else:
+        d.action = p.mode
+        d.after = p.after
+    d.injections.append(Injection(f.id, f.kind, _OUTAGE_OUTCOME[d.action]))
+
+
+def _scope_of(f: ActiveFault, facts: RequestFacts) -> tuple[str, str]:
+    if f.spec.token is not None or f.spec.share is not None:
+        return ("device", facts.token or "")
+    if f.spec.project is not None:
+        return ("project", facts.project or "")
+    return ("provider", facts.provider)
+
+
+def _throttle(d: _Draft, f: ActiveFault, facts: RequestFacts, now: float, seed: int) -> None:
+    p = f.spec.params
+    assert isinstance(p, Throttle) and f.buckets is not None
+    if d.action != "pass":
+        return
+    scope = p.scope
+    if scope == "provider":
+        key = facts.provider
+    else:
+        key = (facts.project if scope == "project" else facts.token) or ""
+    wait = f.buckets.take(key, now)
+    if wait > 0.0:
+        d.action = "throttled"
+        d.retry_after = max(1, math.ceil(wait - 1e-9))
+        d.scope = (scope, key)
+        d.injections.append(Injection(f.id, f.kind, "throttled"))
+
+
+def _errors(d: _Draft, f: ActiveFault, facts: RequestFacts, now: float, seed: int) -> None:
+    p = f.spec.params
+    assert isinstance(p, Errors)
+    if d.action != "pass":
+        return
+    if f.draw(seed, facts.token or facts.provider) < p.probability:
+        d.action = "internal"
+        d.injections.append(Injection(f.id, f.kind, "internal_error"))
+
+
+def _latency(d: _Draft, f: ActiveFault, facts: RequestFacts, now: float, seed: int) -> None:
+    p = f.spec.params
+    assert isinstance(p, Latency)
+    if d.action in ("hang", "refused"):
+        return
+    d.delay += latency_sample(p, f.draw(seed, facts.token or facts.provider))
+    d.injections.append(Injection(f.id, f.kind, "delayed"))
+
+
+# The request-fault kinds (token churn and auth act elsewhere), by their params' type.
+_RULES: dict[type, Callable[[_Draft, ActiveFault, RequestFacts, float, int], None]] = {
+    Outage: _outage,
+    Throttle: _throttle,
+    Errors: _errors,
+    Latency: _latency,
+}
 
 _OUTAGE_OUTCOME = {
     "unavailable": "unavailable",
