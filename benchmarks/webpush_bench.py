@@ -37,7 +37,7 @@ from typing import Any
 
 BASELINE_SERVER = r"""
 import asyncio, sys
-from simulator.server.protocol import Listener, ListenerOptions
+from simulator.server.listener import Listener, ListenerOptions
 from simulator.wire import Respond
 try:
     import uvloop

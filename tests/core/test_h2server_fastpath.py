@@ -10,11 +10,9 @@ import h2.connection
 import hpack
 import pytest
 
-from simulator.server.protocol import (
-    _H2_CONFIG,
-    _LiteralEncoder,
-    _ServerConnection,
-)
+from simulator.server.frames import H2_CONFIG as _H2_CONFIG
+from simulator.server.frames import LiteralEncoder as _LiteralEncoder
+from simulator.server.frames import ServerConnection as _ServerConnection
 
 BIG = bytes(range(256)) * 800  # 204,800 bytes: over one frame and the client's 65,535 window
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hpack
 
-from simulator.server.protocol import _LiteralEncoder
+from simulator.server.frames import LiteralEncoder as _LiteralEncoder
 
 
 def test_literal_encoder_round_trips_through_a_real_decoder() -> None:

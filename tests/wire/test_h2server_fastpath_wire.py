@@ -14,7 +14,7 @@ import h2.events
 import pytest
 from h2.settings import SettingCodes
 
-from simulator.server.protocol import Listener, ListenerOptions
+from simulator.server.listener import Listener, ListenerOptions
 from simulator.wire import Action, Hang, Request, Respond
 
 MCS = SettingCodes.MAX_CONCURRENT_STREAMS
