@@ -115,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
             return 2
 
     from loadtests.report import page as report
-    from loadtests.run import harness
+    from loadtests.run import HarnessError, harness
 
     out = args.out or harness.default_out(sc)
     options = harness.RunOptions(
@@ -137,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\npushsim run: interrupted; every child process was stopped", file=sys.stderr)
         return 130
-    except harness.HarnessError as exc:
+    except HarnessError as exc:
         out.mkdir(parents=True, exist_ok=True)
         (out / "junit.xml").write_text(report.junit_error(sc.name, str(exc)), encoding="utf-8")
         (out / "report.json").write_text(

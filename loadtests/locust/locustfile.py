@@ -38,22 +38,14 @@ from locust import (
     task,
 )
 
-from loadtests.scenario.template import render
+from loadtests.locust import config
+from loadtests.scenario.model import LoadShape
+from loadtests.scenario.template import registration_values, render
 
-CONFIG_ENV = "PUSHSIM_LOCUST_CONFIG"
-
-
-def _load_config() -> dict[str, Any]:
-    path = os.environ.get(CONFIG_ENV)
-    if not path:
-        return {}
-    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-CONFIG = _load_config()
+CONFIG = config.read()
 SCEN: dict[str, Any] = CONFIG.get("scenario", {})
-LOAD: dict[str, Any] = SCEN.get(
-    "load", {"shape": "steady", "users": 1, "rate_per_user": 1, "spawn_rate": 1}
+LOAD = LoadShape(
+    **SCEN.get("load", {"shape": "steady", "users": 1, "rate_per_user": 1, "spawn_rate": 1})
 )
 TRAFFIC: dict[str, Any] = SCEN.get("traffic", {})
 DEVICES_CFG: dict[str, Any] = SCEN.get("devices", {})
@@ -149,16 +141,6 @@ def device_target(dev: dict[str, Any]) -> dict[str, Any]:
     return {"provider": dev["provider"], "token": dev["token"]}
 
 
-def registration_values(dev: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "user_id": dev["user_id"],
-        "provider": dev["provider"],
-        "token": dev["token"] if dev["provider"] != "webpush" else None,
-        "subscription": dev.get("subscription") if dev["provider"] == "webpush" else None,
-        "device_id": dev["device_id"],
-    }
-
-
 class FeedWatcher:
     """Follows ``/_sim/feed`` so that this process always addresses devices' current tokens."""
 
@@ -199,7 +181,7 @@ WATCHER = FeedWatcher()
 
 
 def _app_wait() -> Any:
-    rate = float(LOAD.get("rate_per_user", 1))
+    rate = float(LOAD.rate_per_user)
     # rate 0: unlimited -- the next request goes as soon as the last one is answered
     return constant_throughput(rate) if rate > 0 else constant(0)
 
@@ -335,7 +317,7 @@ class DeviceFleetUser(HttpUser):
             dev["installed"] = bool(cur.get("installed", True))
             dev["stale"] = False
         reg = TARGET.get("register", {})
-        body = render(reg.get("body", {}), registration_values(dev))
+        body = render(reg.get("body", {}), registration_values(dev["user_id"], dev))
         started = time.time()
         with self.client.request(
             reg.get("method", "POST"),
@@ -402,15 +384,8 @@ class ScenarioShape(LoadTestShape):
         t = float(self.get_run_time())  # type: ignore[no-untyped-call]
         if t >= DURATION or not CONFIG:
             return None
-        shape = LOAD.get("shape", "steady")
-        users = int(LOAD.get("users", 1))
-        spawn = float(LOAD.get("spawn_rate", users))
-        if shape == "ramp":
-            frm = int(LOAD.get("from_users", 1))
-            users = max(1, round(frm + (users - frm) * min(1.0, t / max(DURATION, 1e-9))))
-        elif shape == "spike":
-            at, span = float(LOAD.get("spike_at", 0)), float(LOAD.get("spike_for", 0))
-            if at <= t < at + span:
-                users = int(LOAD.get("spike_users", users))
-                spawn = max(spawn, float(users))
+        users = LOAD.users_at(t, DURATION)
+        spawn = float(LOAD.spawn_rate)
+        if LOAD.spiking(t):
+            spawn = max(spawn, float(users))  # a spike arrives at once
         return users + 1, max(spawn, 1.0)  # +1: the device fleet (fixed_count)

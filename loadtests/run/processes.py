@@ -3,18 +3,33 @@
 Each child gets its own session (process group) so that stopping it also stops anything
 it started; stop is SIGTERM, then SIGKILL after a grace period. ``ProcessGroup`` is a
 context manager: leaving it -- normally, on an error or on Ctrl-C -- stops every child.
+:func:`start_simulator`, :func:`start_sender` and :func:`start_locust` start the run's
+parts (on 127.0.0.1, free ports) and wait until each says it is up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib.util
+import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from loadtests.locust.config import CONFIG_ENV
+from loadtests.run import HarnessError
+
+# found, not imported: importing it would monkey-patch this process with gevent
+_LOCUST_SPEC = importlib.util.find_spec("loadtests.locust.locustfile")
+assert _LOCUST_SPEC is not None and _LOCUST_SPEC.origin is not None
+LOCUSTFILE = Path(_LOCUST_SPEC.origin)
 
 
 class ProcessGroup:
@@ -106,3 +121,120 @@ def wait_for_file(path: Path, timeout: float, *, alive: object = None) -> bool:
             return False
         time.sleep(0.05)
     return False
+
+
+# -- the run's parts ------------------------------------------------------------------
+
+
+def existing_simulator(state_dir: Path) -> dict[str, str]:
+    """The endpoints of a simulator already running with ``--state-dir state_dir``."""
+    ep = state_dir / "endpoints.json"
+    if not ep.exists():
+        raise HarnessError(
+            f"--simulator {state_dir}: no endpoints.json (is the simulator running?)"
+        )
+    endpoints: dict[str, str] = json.loads(ep.read_text())
+    return endpoints
+
+
+async def start_simulator(
+    procs: ProcessGroup, out: Path, *, seed: int, scenario_file: Path | None, startup_s: float
+) -> tuple[dict[str, str], Path]:
+    """Start ``pushsim simulator`` (with the scenario's fault plan, if given); its endpoints
+    and state directory once it has written ``endpoints.json``."""
+    state = out / "simulator"
+    argv = _pushsim(
+        "simulator", "--state-dir", str(state), "--host", "127.0.0.1", "--port", "0",
+        "--seed", str(seed),
+    )  # fmt: skip
+    if scenario_file is not None:
+        argv += ["--scenario", str(scenario_file)]
+    procs.start("simulator", argv, out / "simulator.log")
+    ok = await asyncio.to_thread(
+        wait_for_file, state / "endpoints.json", startup_s, alive=lambda: procs.alive("simulator")
+    )
+    if not ok:
+        raise HarnessError(died("the simulator did not start", out / "simulator.log"))
+    endpoints: dict[str, str] = json.loads((state / "endpoints.json").read_text())
+    return endpoints, state
+
+
+async def start_sender(
+    procs: ProcessGroup, out: Path, *, simulator_dir: str, startup_s: float
+) -> str:
+    """Start the reference sender on the simulator's state directory; its URL once up."""
+    ready = out / "sender.ready"
+    argv = _pushsim(
+        "sender", "--simulator", simulator_dir, "--host", "127.0.0.1", "--port", "0",
+        "--db", str(out / "sender.db"), "--ready-file", str(ready),
+    )  # fmt: skip
+    procs.start("sender", argv, out / "sender.log")
+    ok = await asyncio.to_thread(
+        wait_for_file, ready, startup_s, alive=lambda: procs.alive("sender")
+    )
+    if not ok:
+        raise HarnessError(died("the sender did not start", out / "sender.log"))
+    for _ in range(20):
+        try:
+            return str(json.loads(ready.read_text())["url"]).rstrip("/")
+        except (ValueError, KeyError):
+            await asyncio.sleep(0.05)
+    raise HarnessError(f"the sender's ready file {ready} has no url")
+
+
+def start_locust(
+    procs: ProcessGroup, out: Path, *, host: str, config: Path, duration: float, workers: int
+) -> str:
+    """Start Locust headless on the locustfile (a master and ``workers`` local workers when
+    above 0), writing its CSV and HTML next to the run's; the name of the process that ends
+    the load (``locust`` or ``locust-master``)."""
+    common = ["-f", str(LOCUSTFILE), "--host", host, "--loglevel", "WARNING"]
+    env = {CONFIG_ENV: str(config), "PYTHONUNBUFFERED": "1"}
+    head = [
+        *_locust_bin(), *common, "--headless", "--run-time", f"{int(duration + 10)}s",
+        "--stop-timeout", "3", "--csv", str(out / "locust"), "--csv-full-history",
+        "--html", str(out / "locust.html"), "--only-summary", "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    if workers <= 0:
+        procs.start("locust", head, out / "locust.log", env)
+        return "locust"
+    port = _free_port()
+    head += [
+        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+        "--expect-workers", str(workers), "--expect-workers-max-wait", "30",
+    ]  # fmt: skip
+    procs.start("locust-master", head, out / "locust.log", env)
+    for i in range(workers):
+        argv = [
+            *_locust_bin(), *common, "--worker", "--master-host", "127.0.0.1",
+            "--master-port", str(port),
+        ]  # fmt: skip
+        procs.start(f"locust-worker-{i + 1}", argv, out / f"locust-worker-{i + 1}.log", env)
+    return "locust-master"
+
+
+def died(what: str, log: Path) -> str:
+    """What went wrong, with the end of the part's log."""
+    return f"{what}; see {log}:\n{_tail(log)}"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _pushsim(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pushsim", *args]
+
+
+def _locust_bin() -> list[str]:
+    exe = Path(sys.executable).with_name("locust")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "locust"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -8,6 +8,7 @@ None; other strings are formatted. This lets a scenario describe someone else's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -29,6 +30,19 @@ def render(template: Any, values: dict[str, Any]) -> Any:
         except (KeyError, ValueError, IndexError):
             return template
     return template
+
+
+def registration_values(user_id: str, dev: Mapping[str, Any]) -> dict[str, Any]:
+    """What a registration template is filled with for one device (a token, or for Web Push
+    a subscription)."""
+    webpush = dev["provider"] == "webpush"
+    return {
+        "user_id": user_id,
+        "provider": dev["provider"],
+        "token": None if webpush else dev["token"],
+        "subscription": dev.get("subscription") if webpush else None,
+        "device_id": dev["device_id"],
+    }
 
 
 class _Strict(dict[str, Any]):

@@ -24,7 +24,8 @@ from loadtests.report.page import (
     summary_text,
     write_all,
 )
-from loadtests.run.harness import RunResult, fault_windows
+from loadtests.run.faults import fault_windows
+from loadtests.run.harness import RunResult
 from loadtests.scenario.load import loads
 from loadtests.scenario.template import render
 

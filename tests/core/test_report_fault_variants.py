@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from loadtests.report.page import line_chart, render_html
-from loadtests.run.harness import fault_windows
+from loadtests.run.faults import fault_windows
 from pushsim.clock import FakeClock
 from simulator.faults.parse import parse_faults
 from simulator.faults.record import fault_variant
