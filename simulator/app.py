@@ -39,6 +39,8 @@ from simulator.faults.parse import load_fault_file
 from simulator.faults.routes import faults_contribution
 from simulator.faults.runtime import FaultRuntime
 from simulator.faults.spec import FaultSpec
+from simulator.frontdoor.door import FrontDoor
+from simulator.frontdoor.names import REAL_WEBPUSH_PREFIX
 from simulator.parts import Contribution, ListenerPart
 from simulator.providers.apns.service import ApnsService
 from simulator.providers.apns.wiring import apns_parts
@@ -74,8 +76,12 @@ class Simulator:
         seed: int | None = None,
         clock: Clock | None = None,
         scenario: Path | None = None,
+        real_hosts: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
+        # subscriptions carry the real push services' endpoints (for ``pushsim exec``)
+        self.real_hosts = real_hosts
+        self.front_door: FrontDoor | None = None  # DIR/frontdoor.sock: the real hostnames
         self.host = host
         self.port = port
         self.tls = tls
@@ -110,6 +116,8 @@ class Simulator:
 
     @property
     def webpush_base_url(self) -> str:
+        if self.real_hosts:
+            return REAL_WEBPUSH_PREFIX[self.webpush_config.flavour]
         return self.endpoints.get("webpush", "")
 
     def fork_rng(self) -> random.Random:
@@ -175,6 +183,9 @@ class Simulator:
         self.faults.apply(planned)
         self.faults.start_scheduler()
         await self._start_control()
+        if self.ssl_context is not None:  # the real hostnames are served over TLS only
+            self.front_door = FrontDoor(self.listeners, creds, self.clock)
+            await self.front_door.start(self._runner)
         host = f"[{self.host}]" if ":" in self.host else self.host
         fcm = self.listeners["fcm"].url
         self.endpoints = {
@@ -204,6 +215,8 @@ class Simulator:
         await self.faults.stop()
         for listener in self.listeners.values():
             await listener.stop()
+        if self.front_door is not None:
+            await self.front_door.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         try:

@@ -41,6 +41,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="processes serving the APNs listeners on the same ports (SO_REUSEPORT); default 1",
     )
+    parser.add_argument(
+        "--real-hosts",
+        action="store_true",
+        help="Web Push subscriptions carry the real push services' endpoints (pushsim exec)",
+    )
 
 
 def port_error(port: int, listeners: int) -> str | None:
@@ -96,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
         tls=not args.no_tls,
         seed=args.seed,
         scenario=scenario,
+        real_hosts=args.real_hosts,
     )
 
     async def runner() -> None:

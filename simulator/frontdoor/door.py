@@ -43,7 +43,9 @@ class FrontDoorRouter:
         self.local_ports = {lst.port: name for name, lst in listeners.items()}
 
     def handle(self, request: Request) -> Action:
-        where = route(request.authority, request.path, self.local_ports)
+        # h2 clients name the host in :authority, most; a few (aioapns) send a host header
+        authority = request.authority or request.header("host") or ""
+        where = route(authority, request.path, self.local_ports)
         listener = self.listeners.get(where.listener) if where is not None else None
         if where is None or listener is None:
             return _MISDIRECTED

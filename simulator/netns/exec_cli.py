@@ -28,8 +28,8 @@ def state_dir_argument(parser: argparse.ArgumentParser) -> None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     state_dir_argument(parser)
-    parser.add_argument(
-        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS", help="what to run"
+    parser.add_argument(  # not "command": pushsim's own parser keeps the subcommand there
+        "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS", help="what to run"
     )
 
 
@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     from simulator.netns.launch import LaunchError, simulator_for
     from simulator.netns.namespace import unavailable
 
-    command: list[str] = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command: list[str] = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not command:
         print("pushsim exec: expected -- COMMAND ARGS...", file=sys.stderr)
         return 2
