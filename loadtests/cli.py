@@ -114,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
             )
             return 2
 
-    from loadtests.report import page as report
+    from loadtests.report import junit, outputs
     from loadtests.run import HarnessError, harness
 
     out = args.out or harness.default_out(sc)
@@ -139,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
         return 130
     except HarnessError as exc:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "junit.xml").write_text(report.junit_error(sc.name, str(exc)), encoding="utf-8")
+        (out / "junit.xml").write_text(junit.junit_error(sc.name, str(exc)), encoding="utf-8")
         (out / "report.json").write_text(
             json.dumps(
                 {"scenario": {"name": sc.name}, "passed": False, "error": str(exc)}, indent=2
@@ -150,6 +150,6 @@ def main(args: argparse.Namespace) -> int:
         return 3
     finally:
         signal.signal(signal.SIGTERM, previous)
-    doc = report.write_all(result)
-    print(report.summary_text(doc))
+    doc = outputs.write_all(result)
+    print(outputs.summary_text(doc))
     return 0 if result.passed else 1

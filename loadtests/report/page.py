@@ -1,26 +1,21 @@
-# ruff: noqa: E501  (HTML, CSS and SVG templates read best unwrapped)
-"""Reports of a run: a summary for the terminal, report.json, junit.xml and report.html.
-
-report.html is self-contained (inline SVG and CSS, no network assets): a verdict banner,
-headline numbers, throughput / latency / retries over time with the fault windows drawn
-on the same time axis, the objectives table (measured vs required) and the stale-token
-cleanup curve.
+# ruff: noqa: E501  (HTML and CSS templates read best unwrapped)
+"""report.html: a self-contained page (inline SVG and CSS, no network assets) -- a verdict
+banner, headline numbers, throughput / latency / retries over time with the fault windows
+drawn on the same time axis, where the time went (CPU per process), the objectives table
+(measured vs required) and the stale-token cleanup curve.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import math
 import time
-from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
-from loadtests.judge.objectives import Verdict, fmt
+from loadtests.judge.objectives import fmt
+from loadtests.report.charts import cumulative, line_chart, points, secs
 
 
-def _num(v: Any, digits: int = 1) -> str:
+def num(v: Any, digits: int = 1) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -28,67 +23,6 @@ def _num(v: Any, digits: int = 1) -> str:
             return str(int(v))
         return f"{v:.{digits}f}"
     return str(v)
-
-
-def summary_text(doc: dict[str, Any]) -> str:
-    """The run's summary as printed at the end of ``pushsim run``."""
-    m = doc["measures"]
-    verdicts = doc["objectives"]
-    passed = sum(1 for v in verdicts if v["passed"])
-    word = "PASSED" if doc["passed"] else "FAILED"
-    lines = [
-        f"pushsim run {doc['scenario']['name']}: {word} ({passed}/{len(verdicts)} objectives held)"
-    ]
-    lines.append(
-        f"  sent        {m['accepted']} notifications accepted of {m['requests']} requests "
-        f"({m['api_errors']} API errors, {m.get('topic_sends', 0)} to topics)"
-    )
-    ratio = m.get("delivered_ratio")
-    lines.append(
-        f"  delivered   {m['delivered']}/{m['deliverable']} deliverable "
-        f"({_num(ratio * 100 if ratio is not None else None, 2)}%), {m['lost']} lost, "
-        f"{m.get('not_deliverable', 0)} not deliverable (token changed), {m['duplicate_deliveries']} duplicates"
-    )
-    failed = m.get("sender_failed")
-    lines.append(
-        f"  failed      {_num(failed, 0)} by the sender's count, {_num(m.get('sender_dead_lettered'), 0)} dead-lettered; "
-        f"{m.get('dead_token_sends', 0)} sends to dead tokens, {_num(m.get('sender_retries'), 0)} retries"
-    )
-    lines.append(
-        f"  throughput  {_num(m['throughput_per_s'])}/s accepted, {_num(m.get('delivered_per_s'))}/s delivered "
-        f"over {_num(m['load_seconds'])}s"
-    )
-    lines.append(
-        f"  latency     API p50 {_num(m.get('api_latency_p50_ms'))} ms, p95 {_num(m.get('api_latency_p95_ms'))} ms, "
-        f"p99 {_num(m.get('api_latency_p99_ms'))} ms; to the device p50 {_num(m.get('delivery_latency_p50_ms'))} ms, "
-        f"p99 {_num(m.get('delivery_latency_p99_ms'))} ms"
-    )
-    for v in verdicts:
-        mark = "ok  " if v["passed"] else "FAIL"
-        lines.append(f"  [{mark}] {v['name']}: {v['detail']}")
-    for ex in m.get("lost_examples", [])[:3]:
-        lines.append(
-            f"  lost: {ex['correlation_id']} to device {ex['device_id']} (notification {ex.get('id')})"
-        )
-    cpu_line = _cpu_summary(doc.get("cpu") or {})
-    if cpu_line:
-        lines.append(f"  cpu         {cpu_line}")
-    lines.append(f"  report      {doc['outputs']['html']}")
-    return "\n".join(lines)
-
-
-def _cpu_summary(cpu: dict[str, Any]) -> str:
-    """Where the time went, in one line: the verdict, then every process's peak."""
-    v = cpu.get("verdict") or {}
-    if not v:
-        return ""
-    levels = cpu.get("levels") or {}
-    busiest = sorted(
-        ((n, lv) for n, lv in levels.items() if n != "machine total"),
-        key=lambda kv: -float(kv[1].get("peak", 0.0)),
-    )
-    split = ", ".join(f"{n} {float(lv['peak']):.0f}%" for n, lv in busiest)
-    return f"{v.get('text')}" + (f" [peak % of one core: {split}]" if split else "")
 
 
 def _chart_name(name: str) -> str:
@@ -104,7 +38,7 @@ def cpu_section(doc: dict[str, Any], x_max: float, faults: list[dict[str, Any]])
     order = sorted(rows_by_name, key=lambda n: (_ROLE_ORDER.get(n.split("-")[0], 9), n))
     chart = line_chart(
         f"CPU per process (% of one core; {cpu.get('cores', '?')} cores)",
-        [(_chart_name(n), _pts(rows_by_name[n], bucket)) for n in order],
+        [(_chart_name(n), points(rows_by_name[n], bucket)) for n in order],
         x_max,
         faults,
         marker=ser.get("load_end_s"),
@@ -136,317 +70,6 @@ def cpu_section(doc: dict[str, Any], x_max: float, faults: list[dict[str, Any]])
 
 
 _ROLE_ORDER = {"simulator": 0, "sender": 1, "locust": 2, "pushsim run": 3}
-
-
-def build_doc(result: Any) -> dict[str, Any]:
-    out: Path = result.out
-    sc = result.scenario
-    return {
-        "pushsim": "run-report/1",
-        "generated_at": time.time(),
-        "scenario": {
-            "name": sc.name,
-            "description": sc.description,
-            "source": sc.source,
-            "duration_s": sc.duration,
-            "load": sc.load.shape,
-            "population": sc.population.devices,
-        },
-        "passed": result.passed,
-        "objectives": [v.to_json() for v in result.verdicts],
-        "measures": result.measures,
-        "faults": result.faults,
-        "series": result.series,
-        "cpu": getattr(result, "cpu", {}) or {},
-        "run": result.info,
-        "outputs": {
-            "json": str(out / "report.json"),
-            "html": str(out / "report.html"),
-            "junit": str(out / "junit.xml"),
-            "locust_html": str(out / "locust.html"),
-            "locust_csv": str(out / "locust_stats.csv"),
-        },
-    }
-
-
-def write_all(result: Any) -> dict[str, Any]:
-    doc = build_doc(result)
-    out: Path = result.out
-    (out / "report.json").write_text(
-        json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8"
-    )
-    (out / "junit.xml").write_text(
-        junit_xml(doc["scenario"]["name"], result.verdicts, doc), encoding="utf-8"
-    )
-    (out / "report.html").write_text(render_html(doc), encoding="utf-8")
-    return doc
-
-
-# -- junit ------------------------------------------------------------------------------
-
-
-def junit_xml(name: str, verdicts: list[Verdict], doc: dict[str, Any] | None = None) -> str:
-    failures = sum(1 for v in verdicts if not v.passed)
-    duration = 0.0
-    if doc is not None:
-        info = doc.get("run", {})
-        duration = max(
-            0.0, float(info.get("ended_at", 0.0)) - float(info.get("load_started_at", 0.0))
-        )
-    suite = ET.Element(
-        "testsuite",
-        name=f"pushsim.{name}",
-        tests=str(len(verdicts)),
-        failures=str(failures),
-        errors="0",
-        skipped="0",
-        time=f"{duration:.3f}",
-    )
-    for v in verdicts:
-        case = ET.SubElement(suite, "testcase", classname=f"pushsim.{name}", name=v.name, time="0")
-        measured = fmt(v.measured, v.unit)
-        required = f"{v.op} {fmt(v.required, v.unit)}"
-        if not v.passed:
-            fail = ET.SubElement(
-                case,
-                "failure",
-                message=f"{v.measure}: measured {measured}, required {required}",
-                type="ObjectiveFailed",
-            )
-            fail.text = f"{v.description}\n{v.detail}"
-        out = ET.SubElement(case, "system-out")
-        out.text = f"{v.measure} = {measured} (required {required}): {v.description}"
-    ET.indent(suite)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
-    )
-
-
-def junit_error(name: str, message: str) -> str:
-    suite = ET.Element("testsuite", name=f"pushsim.{name}", tests="1", failures="0", errors="1")
-    case = ET.SubElement(suite, "testcase", classname=f"pushsim.{name}", name="run")
-    err = ET.SubElement(
-        case,
-        "error",
-        message=message.splitlines()[0][:500] if message else "error",
-        type="HarnessError",
-    )
-    err.text = message
-    ET.indent(suite)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
-    )
-
-
-# -- SVG charts ---------------------------------------------------------------------------
-
-COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#a16207", "#db2777"]
-FAULT_COLORS = {
-    "outage": "#fecaca",
-    "throttle": "#fde68a",
-    "latency": "#bfdbfe",
-    "errors": "#fbcfe8",
-    "token_churn": "#ddd6fe",
-    "auth": "#c7d2fe",
-}
-
-
-def _nice_max(v: float) -> float:
-    if v <= 0:
-        return 1.0
-    exp = 10 ** math.floor(math.log10(v))
-    for mult in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if v <= mult * exp:
-            return float(mult * exp)
-    return float(10 * exp)
-
-
-def line_chart(
-    title: str,
-    series: list[tuple[str, list[tuple[float, float]]]],
-    x_max: float,
-    faults: list[dict[str, Any]],
-    unit: str = "",
-    *,
-    step: bool = False,
-    marker: float | None = None,
-    width: int = 900,
-    height: int = 240,
-    empty: str = "no data: the sender does not expose these metrics",
-) -> str:
-    left, right, top, bottom = 56, 16, 28, 34
-    pw = width - left - right
-    x_max = max(x_max, 1.0)
-    lanes = fault_lanes(faults, x_max, pw)
-    strip = len(set(lanes)) * LANE_H + (4 if lanes else 0)
-    top += (
-        strip  # each fault gets a labelled bar in a lane above the plot; the plot keeps its height
-    )
-    height += strip
-    ph = height - top - bottom
-    y_step = _nice_max(max((y for _, pts in series for _, y in pts), default=0.0) * 1.05 / 4)
-    y_top = 4 * y_step
-
-    def sx(x: float) -> float:
-        return left + pw * max(0.0, min(x, x_max)) / x_max
-
-    def sy(y: float) -> float:
-        return top + ph - ph * max(0.0, y) / y_top
-
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">'
-    ]
-    parts.append(f'<text x="{left}" y="17" class="ct">{html.escape(title)}</text>')
-    for f, lane in zip(faults, lanes, strict=True):
-        start, end = _window(f, x_max)
-        x0, x1 = sx(start), sx(end)
-        w = max(2.0, x1 - x0)
-        color = FAULT_COLORS.get(str(f.get("kind")), "#e5e7eb")
-        label = html.escape(_fault_label(f))
-        tip = f"<title>{label}: {_secs(start)} to {_secs(end)}</title>"
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{top}" width="{w:.1f}" height="{ph}" fill="{color}" opacity="0.4">{tip}</rect>'
-        )
-        ly = 26 + lane * LANE_H
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{ly}" width="{w:.1f}" height="{LANE_H - 3}" rx="2" fill="{color}">{tip}</rect>'
-        )
-        if x0 + 3 + _label_width(label) <= left + pw:
-            parts.append(f'<text x="{x0 + 3:.1f}" y="{ly + 9}" class="fl">{label}</text>')
-        else:  # near the right edge: the label ends where the bar ends
-            parts.append(
-                f'<text x="{x0 + w - 3:.1f}" y="{ly + 9}" class="fl" text-anchor="end">{label}</text>'
-            )
-    for i in range(5):
-        yv = y_top * i / 4
-        y = sy(yv)
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" class="ax" text-anchor="end">{yv:.{_decimals(y_step)}f}</text>'
-        )
-    x_step = _nice_max(x_max / 10)  # round seconds: 0s 2s 4s ..., not 0s 2s 4s 5s 7s
-    for i in range(int(x_max / x_step + 1e-9) + 1):
-        xv = x_step * i
-        parts.append(
-            f'<text x="{sx(xv):.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">'
-            f"{xv:.{_decimals(x_step)}f}s</text>"
-        )
-    if marker is not None and 0 < marker < x_max:
-        mx = sx(marker)
-        parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{top + ph}" class="mark"/>')
-        parts.append(f'<text x="{mx + 3:.1f}" y="{top + ph - 4}" class="fl">load ends</text>')
-    parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>')
-    if not any(pts for _, pts in series):
-        parts.append(
-            f'<text x="{left + pw / 2:.0f}" y="{top + ph / 2:.0f}" class="ax" text-anchor="middle">'
-            f"{html.escape(empty)}</text>"
-        )
-    labels = [f"{name}{' (' + unit + ')' if unit else ''}" for name, _ in series]
-    lx = left + pw - sum(8 + 7 * len(label) + 14 for label in labels)  # legend in series order
-    for i, (_, pts) in enumerate(series):
-        color = COLORS[i % len(COLORS)]
-        if pts:
-            coords: list[str] = []
-            prev_y: float | None = None
-            for x, y in pts:
-                if step and prev_y is not None:
-                    coords.append(f"{sx(x):.1f},{sy(prev_y):.1f}")
-                coords.append(f"{sx(x):.1f},{sy(y):.1f}")
-                prev_y = y
-            parts.append(
-                f'<polyline points="{" ".join(coords)}" fill="none" stroke="{color}" stroke-width="2"/>'
-            )
-        label = labels[i]
-        lx += 8
-        parts.append(f'<rect x="{lx:.0f}" y="8" width="10" height="10" fill="{color}"/>')
-        parts.append(f'<text x="{lx + 14:.0f}" y="17" class="ax">{html.escape(label)}</text>')
-        lx += 7 * len(label) + 14
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-LANE_H = 14  # height of one row of fault labels above a chart
-LABEL_CHAR_W = 5.6  # width of a character of a fault label (10 px system-ui), in SVG units
-
-
-def _fault_label(f: dict[str, Any]) -> str:
-    label = f"{f.get('kind')} {f.get('provider', '')}".strip()
-    return f"{label} ({f['variant']})" if f.get("variant") else label
-
-
-def _label_width(label: str) -> float:
-    return LABEL_CHAR_W * len(label)
-
-
-def _window(f: dict[str, Any], x_max: float) -> tuple[float, float]:
-    """A fault's window in seconds since the load started, clipped to the chart."""
-    start = f.get("start_s")
-    end = f.get("end_s")
-    s = max(0.0, float(start)) if isinstance(start, (int, float)) else 0.0
-    e = min(x_max, float(end)) if isinstance(end, (int, float)) else x_max  # open: to the end
-    return s, max(s, e)
-
-
-def fault_lanes(faults: list[dict[str, Any]], x_max: float, plot_width: float) -> list[int]:
-    """The row each fault's labelled bar goes in, so that no two bars or labels overlap.
-
-    Greedy interval partitioning over what each fault occupies on the x axis: its window
-    or its label, whichever reaches further right. Returns one lane index per fault, in
-    the order given."""
-    x_max = max(x_max, 1.0)
-    order = sorted(range(len(faults)), key=lambda i: _window(faults[i], x_max)[0])
-    lane_ends: list[float] = []  # per lane, where its last bar or label ends (SVG units)
-    lanes = [0] * len(faults)
-    for i in order:
-        start, end = _window(faults[i], x_max)
-        x0 = plot_width * start / x_max
-        x1 = plot_width * end / x_max
-        label_end = x0 + 3 + _label_width(_fault_label(faults[i]))
-        if label_end > plot_width:  # drawn right-aligned at the bar's end instead
-            x0 = min(x0, x1 - 3 - _label_width(_fault_label(faults[i])))
-            label_end = x1
-        reach = max(x1, label_end) + 6
-        for lane, lane_end in enumerate(lane_ends):
-            if lane_end <= x0:
-                lane_ends[lane] = reach
-                lanes[i] = lane
-                break
-        else:
-            lanes[i] = len(lane_ends)
-            lane_ends.append(reach)
-    return lanes
-
-
-def _secs(v: Any) -> str:
-    """Seconds for a reader: "12.3s", never "-0.0s" (a window opened as the load started)."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return "-"
-    text = f"{float(v):.1f}"
-    return ("0.0" if text == "-0.0" else text) + "s"
-
-
-def _decimals(step: float) -> int:
-    if step >= 1 and float(step).is_integer():
-        return 0
-    return max(
-        0,
-        min(
-            4,
-            -math.floor(math.log10(step))
-            + (0 if float(step * 10 ** -math.floor(math.log10(step))).is_integer() else 1),
-        ),
-    )
-
-
-def _pts(values: list[Any], bucket: float) -> list[tuple[float, float]]:
-    return [((i + 0.5) * bucket, float(v)) for i, v in enumerate(values) if v is not None]
-
-
-def _cumulative(times: list[float]) -> list[tuple[float, float]]:
-    pts: list[tuple[float, float]] = [(0.0, 0.0)]
-    for i, t in enumerate(sorted(times)):
-        pts.append((max(0.0, t), float(i + 1)))
-    return pts
 
 
 CSS = """
@@ -484,16 +107,16 @@ def render_html(doc: dict[str, Any]) -> str:
     held = sum(1 for v in verdicts if v["passed"])
     ratio = m.get("delivered_ratio")
     cards = [
-        ("accepted", _num(m.get("accepted"))),
+        ("accepted", num(m.get("accepted"))),
         ("delivered / deliverable", f"{m.get('delivered')}/{m.get('deliverable')}"),
-        ("lost", _num(m.get("lost"))),
+        ("lost", num(m.get("lost"))),
         ("delivered ratio", f"{ratio * 100:.2f}%" if isinstance(ratio, (int, float)) else "-"),
-        ("throughput /s", _num(m.get("throughput_per_s"))),
-        ("API p99 ms", _num(m.get("api_latency_p99_ms"))),
-        ("to device p99 ms", _num(m.get("delivery_latency_p99_ms"))),
-        ("retries", _num(m.get("sender_retries"), 0)),
-        ("stale tokens left", _num(m.get("stale_tokens_left"))),
-        ("wasted sends", _num(m.get("wasted_sends"))),
+        ("throughput /s", num(m.get("throughput_per_s"))),
+        ("API p99 ms", num(m.get("api_latency_p99_ms"))),
+        ("to device p99 ms", num(m.get("delivery_latency_p99_ms"))),
+        ("retries", num(m.get("sender_retries"), 0)),
+        ("stale tokens left", num(m.get("stale_tokens_left"))),
+        ("wasted sends", num(m.get("wasted_sends"))),
         (
             "simulator CPU (peak)",
             f"{m['simulator_cpu_pct']:.0f}%"
@@ -520,7 +143,7 @@ def render_html(doc: dict[str, Any]) -> str:
         return line_chart(title, series, x_max, faults, unit, step=step, marker=load_end)
 
     def sampled(*label_keys: tuple[str, str]) -> Series:
-        return [(label, _pts(ser[key], bucket)) for label, key in label_keys]
+        return [(label, points(ser[key], bucket)) for label, key in label_keys]
 
     charts = [
         chart(
@@ -539,8 +162,8 @@ def render_html(doc: dict[str, Any]) -> str:
         chart(
             "Stale-token cleanup (cumulative)",
             [
-                ("answered dead by provider", _cumulative(ser["rejected_at"])),
-                ("pruned by sender", _cumulative(ser["pruned_at"])),
+                ("answered dead by provider", cumulative(ser["rejected_at"])),
+                ("pruned by sender", cumulative(ser["pruned_at"])),
             ],
             step=True,
         ),
@@ -549,13 +172,13 @@ def render_html(doc: dict[str, Any]) -> str:
         "".join(
             f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('provider', '')))}</td>"
             f"<td>{html.escape(str(f.get('variant', '')))}</td>"
-            f"<td>{_secs(f.get('start_s'))} &ndash; {_secs(f.get('end_s'))}</td><td>{_num(f.get('count'))}</td></tr>"
+            f"<td>{secs(f.get('start_s'))} &ndash; {secs(f.get('end_s'))}</td><td>{num(f.get('count'))}</td></tr>"
             for f in faults
         )
         or "<tr><td colspan='5' class='muted'>no faults injected</td></tr>"
     )
     measures_rows = "".join(
-        f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_num(v, 3))}</td></tr>"
+        f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(num(v, 3))}</td></tr>"
         for k, v in m.items()
         if not k.endswith("__why") and isinstance(v, (int, float, type(None)))
     )
@@ -578,7 +201,7 @@ def render_html(doc: dict[str, Any]) -> str:
 <h1>pushsim run <code>{html.escape(sc["name"])}</code></h1>
 <div class="muted">{html.escape(sc.get("description") or "")}</div>
 <div class="muted">sender {html.escape(str(run.get("sender", "")))} · {run.get("devices", "?")} devices ·
-load {html.escape(str(sc["load"]))} for {_num(sc["duration_s"])}s{" · quick" if run.get("quick") else ""} ·
+load {html.escape(str(sc["load"]))} for {num(sc["duration_s"])}s{" · quick" if run.get("quick") else ""} ·
 seed {run.get("seed", "?")} · {time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["generated_at"]))}</div>
 <div class="banner {"pass" if ok else "fail"}">{"PASSED" if ok else "FAILED"}: {held} of {len(verdicts)} objectives held</div>
 <div class="cards">{"".join(f'<div class="card"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in cards)}</div>

@@ -16,14 +16,10 @@ from loadtests.judge.measures import (
 )
 from loadtests.judge.objectives import Objective, judge
 from loadtests.judge.series import series
-from loadtests.report.page import (
-    fault_lanes,
-    junit_xml,
-    line_chart,
-    render_html,
-    summary_text,
-    write_all,
-)
+from loadtests.report.charts import fault_lanes, line_chart
+from loadtests.report.junit import junit_xml
+from loadtests.report.outputs import summary_text, write_all
+from loadtests.report.page import render_html
 from loadtests.run.faults import fault_windows
 from loadtests.run.harness import RunResult
 from loadtests.scenario.load import loads

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 
-from loadtests.report.page import line_chart, render_html
+from loadtests.report.charts import line_chart
+from loadtests.report.page import render_html
 from loadtests.run.faults import fault_windows
 from pushsim.clock import FakeClock
 from simulator.faults.parse import parse_faults
