@@ -29,7 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument(
-        "--out", type=Path, help="output directory (default: ./out/<scenario>-<timestamp>)"
+        "--out",
+        type=Path,
+        help=(
+            "output directory (default: ./out/<scenario>-<YYYYMMDD-HHMMSS>-<NNN>, "
+            "NNN: the last three digits of the process id)"
+        ),
     )
     parser.add_argument(
         "--quick",

@@ -56,7 +56,10 @@ def summary_text(doc: dict[str, Any]) -> str:
     cpu_line = _cpu_summary(doc.get("cpu") or {})
     if cpu_line:
         lines.append(f"  cpu         {cpu_line}")
-    lines.append(f"  report      {doc['outputs']['html']}")
+    # absolute: ``pushsim run`` may have been started from another directory (tasks.py)
+    out = Path(doc["outputs"]["html"]).absolute().parent
+    lines.append(f"  report      {out / 'report.html'}")
+    lines.append(f"  out         {out}/ (report.json, junit.xml, Locust's CSV and HTML, logs)")
     return "\n".join(lines)
 
 

@@ -177,7 +177,7 @@ class Run:
             self._client = client = Client(session, metrics_path=sc.target.metrics)
             self.progress.say(
                 f"pushsim run {sc.name}: starting the simulator and the sender "
-                f"(output in {self.out})"
+                f"(output in {self.out.absolute()}/)"
             )
             await self.start_parts(scenario_file)
             since = await truth.marks(client)
@@ -355,5 +355,7 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
 
 
 def default_out(scenario: Scenario) -> Path:
+    """``out/<scenario>-<YYYYMMDD-HHMMSS>-<NNN>`` under the current directory (NNN: the last
+    three digits of the process id, so two runs started in one second do not share one)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("out") / f"{scenario.name}-{stamp}-{os.getpid() % 1000:03d}"
