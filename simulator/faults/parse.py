@@ -2,8 +2,9 @@
 
 The format is described in :mod:`simulator.faults.spec`. Every error is a
 :class:`FaultSpecError` naming the source, the line when known, the field path
-(``faults[2].window.duration``) and what was expected. Each kind's own fields are read by
-its entry in :data:`_PARAMS`; the fields every fault shares, by the functions above it.
+(``faults[2].window.duration``) and what was expected. The fields every fault shares are
+read by :func:`_parse_one` (the window by :func:`_window`, the narrowing fields through the
+:data:`_NARROWING` table); each kind's own fields by its entry in the :data:`_PARAMS` table.
 """
 
 from __future__ import annotations
