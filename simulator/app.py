@@ -34,6 +34,7 @@ from aiohttp import web
 
 from pushsim.clock import Clock, SystemClock
 from simulator.control import make_control_app
+from simulator.dashboard.server import Dashboard
 from simulator.faults.auth import AuthPolicy
 from simulator.faults.parse import load_fault_file
 from simulator.faults.routes import faults_contribution
@@ -77,6 +78,8 @@ class Simulator:
         clock: Clock | None = None,
         scenario: Path | None = None,
         real_hosts: bool = False,
+        dashboard: bool = False,
+        dashboard_port: int = 0,
     ) -> None:
         self.state_dir = Path(state_dir)
         # subscriptions carry the real push services' endpoints (for ``pushsim exec``)
@@ -113,6 +116,10 @@ class Simulator:
         # what each part contributes (the providers' join at start, once credentials exist)
         self.parts: list[Contribution] = [faults_contribution(self.faults)]
         self._online_hooks: dict[str, Callable[[Device], None]] = {}
+        # the live dashboard on hypercorn (off the provider hot path): simulator.dashboard
+        self.dashboard = Dashboard(self, port=dashboard_port) if dashboard else None
+        if self.dashboard is not None:
+            self.parts.append(Contribution("dashboard", control=self.dashboard.register_control))
 
     @property
     def webpush_base_url(self) -> str:
@@ -201,6 +208,8 @@ class Simulator:
             self.endpoints.setdefault(name, listener.url)
         self.registry.webpush_base_url = self.endpoints["webpush"]
         set_token_uri(creds, self.endpoints["oauth_token_uri"])
+        if self.dashboard is not None:
+            self.endpoints.update(await self.dashboard.start())
         self._write_endpoints()
         log.info("pushsim simulator listening: %s", json.dumps(self.endpoints))
         return self.endpoints
@@ -212,6 +221,8 @@ class Simulator:
         os.replace(tmp, path)
 
     async def stop(self) -> None:
+        if self.dashboard is not None:
+            await self.dashboard.stop()
         await self.faults.stop()
         for listener in self.listeners.values():
             await listener.stop()

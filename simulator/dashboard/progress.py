@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,17 @@ def running_measures(elapsed_s: float, sent: int, delivered: int) -> dict[str, f
     if sent > 0:
         out["delivered_ratio"] = round(min(1.0, delivered / sent), 4)
     return out
+
+
+def valued(
+    objectives: Iterable[tuple[str, str, float, str, str]], measures: Mapping[str, float | None]
+) -> list[Objective]:
+    """Objectives as ``(name, op, bound, unit, measure)``, each valued from ``measures``
+    (None where the measure is not known yet)."""
+    return [
+        Objective(name, op, bound, measures.get(measure), unit)
+        for name, op, bound, unit, measure in objectives
+    ]
 
 
 def progress_document(

@@ -20,6 +20,7 @@ from simulator.dashboard.progress import (
     progress_document,
     running_measures,
     validate,
+    valued,
 )
 from simulator.dashboard.rates import Reading, percentiles, rates, read, status_class
 from simulator.faults import parse
@@ -325,3 +326,14 @@ def test_progress_errors_name_the_field(doc: Any, field: str) -> None:
 def test_running_measures() -> None:
     assert running_measures(10.0, 200, 190) == {"throughput_per_s": 20.0, "delivered_ratio": 0.95}
     assert running_measures(0.0, 0, 0) == {}
+
+
+def test_valued_objectives_take_what_is_known() -> None:
+    got = valued(
+        [
+            ("min_throughput_per_s", ">=", 5.0, "/s", "throughput_per_s"),
+            ("max_lost", "<=", 0, "", "lost"),
+        ],
+        {"throughput_per_s": 20.0},
+    )
+    assert [(o.name, o.value) for o in got] == [("min_throughput_per_s", 20.0), ("max_lost", None)]
