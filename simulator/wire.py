@@ -1,7 +1,7 @@
 """Requests in, actions out: the contract between the server loop and the provider cores.
 
 A provider core is a function of (request, clock, state, fault plan) returning an
-:data:`Action`. The server loop (:mod:`simulator.server.protocol`) only executes actions;
+:data:`Action`. The server loop (:mod:`simulator.server.actions`) only executes actions;
 it never decides anything about push semantics.
 """
 
