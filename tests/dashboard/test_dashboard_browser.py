@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Playwright driving Debian's Chromium.
 
-Load the page, watch the counters move under APNs load from a real HTTP/2 client, click
+Load the page, watch the counters move under APNs load from a real HTTP/2 client (some of it
+to uninstalled devices: the token feed and the dead-token sends fill in), click
 "outage APNs 10 s", see 503s in the chart and in ``/_sim/timeline``, clear the fault; a
 page on another name (DNS rebinding) and a page without the token are refused.
 
@@ -104,10 +105,18 @@ def test_watch_load_break_apns_and_clear_it(
     assert _number(page, "#total-apns") == 0
     _shoot(page, tmp_path, "idle")
 
-    with ApnsLoad(dash_sim, devices=20, rate=80) as load:
+    load = ApnsLoad(dash_sim, devices=20, rate=80)
+    gone = dash_sim.mint("apns", 2)  # uninstalled: the load keeps sending to them
+    for dev in gone:
+        dash_sim.control("DELETE", f"/_sim/devices/{dev['id']}")
+    load.tokens += [d["token"] for d in gone]
+    with load:
         _wait_until(lambda: _number(page, "#total-apns") > 100, 15)
         page.wait_for_selector("#rate-apns polyline[data-series='200']")
+        page.wait_for_selector("#rate-apns polyline[data-series='410']")
         assert _number(page, "#now-apns") > 0 and _number(page, "#conns-apns") >= 1
+        assert len(page.query_selector_all("#dead tbody tr")) == 2  # the dead-token sends
+        assert "uninstalled" in page.inner_text("#feed")  # the token feed
         time.sleep(2)
         _shoot(page, tmp_path, "load")
 

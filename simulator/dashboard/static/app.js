@@ -60,12 +60,16 @@ async function api(method, path, body) {
 
 /* -- providers ---------------------------------------------------------------------------- */
 
-/* The charts' time axis: the last SPAN seconds, or the run so far (at least 30 s) when shorter. */
+/* The charts' time axis: the last SPAN seconds, or the run so far (at least 30 s wide). */
 function domain() {
   const now = state.now ? state.now.run_time : 0;
   const first = state.series && state.series.length ? state.series[0].t : now;
   const x0 = Math.max(first, now - SPAN, 0);
-  return [Math.min(x0, now - 30), now];
+  return [x0, Math.max(now, x0 + 30)];
+}
+
+function empty(text, span) {
+  return node("tr", {}, node("td", { class: "muted", colspan: String(span) }, text));
 }
 
 function providerCard(p, label) {
@@ -120,7 +124,7 @@ function renderProvider(p) {
   const reasons = Object.entries(last.reason || {}).sort((a, b) => b[1] - a[1]);
   fill($(`reasons-${p}`).tBodies[0], reasons.length
     ? reasons.map(([k, v]) => node("tr", {}, td(k), td(Charts.fmt(v), "num")))
-    : [node("tr", {}, td("no sends in the last tick", "muted"))]);
+    : [empty("no sends in the last tick", 2)]);
 }
 
 /* -- faults ---------------------------------------------------------------------------------- */
@@ -141,8 +145,9 @@ function faultRows() {
 }
 
 function renderFaults() {
-  const [x0, now] = domain();
-  Charts.timeline($("fault-axis"), { rows: faultRows(), now, before: now - x0, after: 60 });
+  const [x0, x1] = domain();
+  const now = state.now ? state.now.run_time : 0;
+  Charts.timeline($("fault-axis"), { rows: faultRows(), now, x0, x1: x1 + 60 });
   const faults = state.faults || [];
   fill($("fault-plan").tBodies[0], faults.length ? faults.map((f) => {
     const injected = Object.entries(f.injected || {}).map(([k, v]) => `${k} ${v}`).join(", ");
@@ -150,7 +155,7 @@ function renderFaults() {
     return node("tr", { "data-fault": f.id }, td(f.id, "mono"), td(f.kind), td(f.provider),
       td(`${f.start_s.toFixed(1)}s → ${end}`), td(f.state, `state-${f.state}`), td(injected || "–"),
       td(node("button", { class: "danger", onclick: () => clearFault(f.id) }, "clear")));
-  }) : [node("tr", {}, td("no faults in the plan", "muted"))]);
+  }) : [empty("no faults in the plan: apply a preset or the fault form below", 7)]);
 }
 
 async function applyFault(body, out) {

@@ -85,14 +85,14 @@ const Charts = (() => {
     }
   }
 
-  /* windows: [{fault, kind, provider, start, end, open, variant}]; planned: faults not yet open. */
+  /* rows: [{id, kind, provider, start, end, open, variant, color}] on x0..x1 (run seconds). */
   function timeline(svg, opts) {
     const W = 640, rowH = 18, T = 6, B = 18, L = 130, R = 10;
     const rows = opts.rows;
     const H = Math.max(60, T + B + rows.length * rowH + 6);
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     clear(svg);
-    const x0 = opts.now - opts.before, x1 = opts.now + opts.after;
+    const x0 = opts.x0, x1 = Math.max(opts.x1, opts.x0 + 1);
     const sx = (t) => L + ((Math.min(Math.max(t, x0), x1) - x0) / (x1 - x0)) * (W - L - R);
     el("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }, svg);
     for (const t of timeTicks(x0, x1)) {
@@ -110,7 +110,7 @@ const Charts = (() => {
       }, svg);
       el("title", {}, bar).textContent = `${r.id}: ${r.kind} ${r.provider} ${r.variant || ""} ${r.start.toFixed(1)}s–${r.end.toFixed(1)}s`;
     });
-    if (!rows.length) text(svg, L + 6, T + 14, "no faults yet: apply a preset or the form below");
+    if (!rows.length) text(svg, 4, T + 14, "no faults yet");
     el("line", { x1: sx(opts.now), x2: sx(opts.now), y1: T, y2: H - B, class: "now" }, svg);
     text(svg, sx(opts.now) + 3, T + 9, "now");
   }
