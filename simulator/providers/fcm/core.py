@@ -155,6 +155,18 @@ class FcmCore:
         return fcm_error_response(err)
 
     def send(self, req: Request, project: str) -> Respond:
+        prepared = self.prepare(req, project)
+        if isinstance(prepared, Respond):
+            return prepared
+        out, validate_only = prepared
+        return self.decide(project, out, validate_only)
+
+    def prepare(self, req: Request, project: str) -> tuple[Outbound, bool] | Respond:
+        """The half of a send that needs no ground truth: the access token, the JSON and
+        the message schema; the validated message and ``validate_only``, or the answer.
+
+        ``pushsim simulator --workers N`` runs this half in the process that read the
+        request and :meth:`decide` where the devices, topics and quotas live."""
         auth = self.authenticate(req)
         if isinstance(auth, Respond):
             return auth
@@ -195,7 +207,11 @@ class FcmCore:
             out = validate_message(message, len(req.body))
         except MessageInvalid as exc:
             return self.fail(exc.error)
+        return out, validate_only
 
+    def decide(self, project: str, out: Outbound, validate_only: bool) -> Respond:
+        """The half of a send against the ground truth: forced errors, the device or the
+        topic's subscribers, the quotas, delivery."""
         if self.forced.queue:
             forced = self.forced.take(out.value if out.target == "token" else None)
             if forced is not None:
