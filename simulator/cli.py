@@ -46,6 +46,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Web Push subscriptions carry the real push services' endpoints (pushsim exec)",
     )
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the live dashboard (loopback; its URL, with its token, is printed at start "
+        "and written to endpoints.json)",
+    )
+    parser.add_argument(
+        "--dashboard-port",
+        type=_port,
+        default=0,
+        metavar="N",
+        help="the dashboard's port (default 0: any free)",
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 0-65535, got {value}")
+    return value
 
 
 def port_error(port: int, listeners: int) -> str | None:
@@ -102,6 +125,8 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         scenario=scenario,
         real_hosts=args.real_hosts,
+        dashboard=args.dashboard,
+        dashboard_port=args.dashboard_port,
     )
 
     async def runner() -> None:

@@ -31,6 +31,9 @@ from simulator.dashboard.progress import RunProgress
 from simulator.dashboard.view import SimulatorView, gather
 
 log = logging.getLogger("pushsim.dashboard")
+# hypercorn's own lines ("Running on ...", without the token) only when something is wrong
+_hypercorn_log = logging.getLogger("pushsim.dashboard.hypercorn")
+_hypercorn_log.setLevel(logging.WARNING)
 
 TICK_SECONDS = 1.0
 STOP_SECONDS = 3.0
@@ -128,7 +131,7 @@ class Dashboard:
             config.keyfile = str(creds.server_key_file)
         config.alpn_protocols = ["h2", "http/1.1"]
         config.accesslog = None
-        config.errorlog = log
+        config.errorlog = _hypercorn_log
         config.graceful_timeout = 1.0
         config.keep_alive_max_requests = 1_000_000
         config.include_server_header = False
