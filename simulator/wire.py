@@ -7,6 +7,7 @@ it never decides anything about push semantics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,7 +93,15 @@ class Delay:
     then: Action
 
 
-Action = Respond | ResetStream | GoAway | CloseConnection | Hang | Delay
+@dataclass(frozen=True, slots=True)
+class Later:
+    """The answer is decided elsewhere (another process of the simulator): ``when_ready``
+    takes a callback and calls it once, with the action, when that is known."""
+
+    when_ready: Callable[[Callable[[Action], None]], None]
+
+
+Action = Respond | ResetStream | GoAway | CloseConnection | Hang | Delay | Later
 
 
 class Handler(Protocol):
