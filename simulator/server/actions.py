@@ -21,6 +21,7 @@ from simulator.wire import (
     Delay,
     GoAway,
     Hang,
+    Later,
     Request,
     ResetStream,
     Respond,
@@ -86,6 +87,15 @@ def _hang(conn: Connection, req: Request, action: Hang) -> None:
     pass  # accepted, never answered
 
 
+def _later(conn: Connection, req: Request, action: Later) -> None:
+    def ready(result: Action) -> None:
+        if not conn.closed and req.conn.pending_settings is not None:
+            conn.driver.send_pending_settings(req.conn)  # asked for while deciding
+        execute(conn, req, result)
+
+    action.when_ready(ready)
+
+
 EXECUTORS: dict[type, Callable[[Connection, Request, Any], None]] = {
     Respond: _respond,
     Delay: _delay,
@@ -93,6 +103,7 @@ EXECUTORS: dict[type, Callable[[Connection, Request, Any], None]] = {
     GoAway: _go_away,
     CloseConnection: _close,
     Hang: _hang,
+    Later: _later,
 }
 
 if set(EXECUTORS) != set(get_args(Action)):  # pragma: no cover - a wiring mistake
