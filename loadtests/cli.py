@@ -46,6 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--target", metavar="URL", help="drive this sender instead of starting the reference sender"
     )
     parser.add_argument(
+        "--target-cmd",
+        metavar="COMMAND",
+        help="start COMMAND (sh -c) as the sender, where the real provider hostnames reach the "
+        "simulator (see 'pushsim exec'); it must listen at --target URL",
+    )
+    parser.add_argument(
         "--simulator",
         type=Path,
         metavar="DIR",
@@ -105,12 +111,19 @@ def main(args: argparse.Namespace) -> int:
     if args.workers < 0 or args.workers > 64:
         print(f"pushsim run: --workers: expected 0-64, got {args.workers}", file=sys.stderr)
         return 2
+    if args.target_cmd:
+        from simulator.netns.target import target_cmd_error
+
+        err = target_cmd_error(args.target)
+        if err:
+            print(f"pushsim run: {err}", file=sys.stderr)
+            return 2
     if args.target:
         err = _loopback_url(args.target)
         if err:
             print(f"pushsim run: {err}", file=sys.stderr)
             return 2
-        if args.simulator is None:
+        if args.simulator is None and not args.target_cmd:
             print(
                 "pushsim run: --target needs --simulator DIR: start "
                 "'pushsim simulator --state-dir DIR', point "
@@ -127,6 +140,7 @@ def main(args: argparse.Namespace) -> int:
         out=out,
         quick=args.quick,
         target=args.target,
+        target_cmd=args.target_cmd,
         simulator_dir=args.simulator,
         workers=args.workers,
         seed=args.seed,

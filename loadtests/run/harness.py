@@ -26,6 +26,7 @@ from loadtests.run import HarnessError, faults, judging, population, processes, 
 from loadtests.run.client import Client
 from loadtests.run.processes import ProcessGroup
 from loadtests.scenario.model import Scenario
+from simulator.netns.target import TargetCommand
 
 
 @dataclass
@@ -33,6 +34,7 @@ class RunOptions:
     out: Path
     quick: bool = False
     target: str | None = None  # someone else's sender
+    target_cmd: str | None = None  # ... started here, in a namespace (simulator.netns.target)
     simulator_dir: Path | None = None  # an already running simulator (its state dir)
     workers: int = 0
     seed: int | None = None
@@ -148,10 +150,14 @@ class Run:
                 seed=self.seed,
                 scenario_file=scenario_file if self.sc.faults else None,
                 startup_s=self.opt.startup_timeout,
+                real_hosts=self.opt.target_cmd is not None,
             )
         self.info["simulator_dir"] = str(sim_dir)
         self.client.control = self.endpoints["control"]
-        if self.opt.target:
+        if self.opt.target and self.opt.target_cmd:
+            command = TargetCommand(sim_dir, self.endpoints, self.opt.target_cmd, self.opt.target)
+            self.client.sender = await command.start(self.procs, "sender", self.out / "sender.log")
+        elif self.opt.target:
             self.client.sender = self.opt.target.rstrip("/")
         else:
             self.client.sender = await processes.start_sender(

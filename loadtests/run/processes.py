@@ -138,7 +138,13 @@ def existing_simulator(state_dir: Path) -> dict[str, str]:
 
 
 async def start_simulator(
-    procs: ProcessGroup, out: Path, *, seed: int, scenario_file: Path | None, startup_s: float
+    procs: ProcessGroup,
+    out: Path,
+    *,
+    seed: int,
+    scenario_file: Path | None,
+    startup_s: float,
+    real_hosts: bool = False,
 ) -> tuple[dict[str, str], Path]:
     """Start ``pushsim simulator`` (with the scenario's fault plan, if given); its endpoints
     and state directory once it has written ``endpoints.json``."""
@@ -149,6 +155,8 @@ async def start_simulator(
     )  # fmt: skip
     if scenario_file is not None:
         argv += ["--scenario", str(scenario_file)]
+    if real_hosts:  # the sender runs under pushsim exec (--target-cmd)
+        argv.append("--real-hosts")
     procs.start("simulator", argv, out / "simulator.log")
     ok = await asyncio.to_thread(
         wait_for_file, state / "endpoints.json", startup_s, alive=lambda: procs.alive("simulator")

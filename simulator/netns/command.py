@@ -23,10 +23,15 @@ def namespaced(
     endpoints: Mapping[str, str],
     command: list[str],
     base_env: Mapping[str, str] | None = None,
+    exposes: dict[Path, int] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """(argv, environment) running ``command`` in a namespace reaching ``state_dir``'s simulator."""
+    """(argv, environment) running ``command`` in a namespace reaching ``state_dir``'s simulator.
+
+    ``exposes`` maps Unix sockets (created outside's view of the filesystem) to ports inside
+    the namespace, so a server COMMAND starts can be reached from outside.
+    """
     sandbox = prepare(state_dir, Path(endpoints["ca_file"]))
-    argv = inside_argv(sandbox.binds(), forwards(state_dir, dict(endpoints)), command)
+    argv = inside_argv(sandbox.binds(), forwards(state_dir, dict(endpoints)), command, exposes)
     return argv, sandbox.env(os.environ if base_env is None else base_env)
 
 

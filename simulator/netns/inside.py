@@ -1,6 +1,8 @@
 """Runs inside the new namespace: loopback up, files bound, forwarder on, then COMMAND.
 
-``python -m simulator.netns.inside --bind FILE=TARGET ... --forward PORT=SOCKET ... -- COMMAND``
+``python -m simulator.netns.inside --bind FILE=TARGET ... --forward PORT=SOCKET ...
+[--expose SOCKET=PORT ...] -- COMMAND``: ``--forward`` pipes a loopback port here to a Unix
+socket outside; ``--expose`` the other way, a Unix socket to a port here (COMMAND's API).
 
 Exits with COMMAND's exit code (128 + N when a signal N ended it). SIGINT, SIGTERM and
 SIGHUP received here are passed on to COMMAND.
@@ -19,7 +21,8 @@ import struct
 import sys
 from pathlib import Path
 
-from simulator.netns.forward import Forwarder
+from simulator.netns.forward import Address, Forwarder
+from simulator.netns.sandbox import child_env
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _MS_BIND = 4096
@@ -53,6 +56,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="pushsim exec (inside the namespace)")
     p.add_argument("--bind", action="append", type=_pair, default=[])
     p.add_argument("--forward", action="append", type=_pair, default=[])
+    p.add_argument("--expose", action="append", type=_pair, default=[])
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     if args.command[:1] == ["--"]:
@@ -65,7 +69,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 async def run_command(command: list[str], forwarder: Forwarder) -> int:
     await forwarder.start()
     try:
-        proc = await asyncio.create_subprocess_exec(*command)
+        proc = await asyncio.create_subprocess_exec(*command, env=child_env(os.environ, {}))
     except OSError as exc:
         print(f"pushsim exec: {command[0]}: {exc.strerror or exc}", file=sys.stderr)
         await forwarder.stop()
@@ -90,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"pushsim exec: setting up the namespace: {exc}", file=sys.stderr)
         return 2
-    forwarder = Forwarder({int(port): Path(path) for port, path in args.forward})
+    routes: dict[Address, Address] = {int(port): Path(path) for port, path in args.forward}
+    routes.update({Path(path): int(port) for path, port in args.expose})
+    forwarder = Forwarder(routes)
     try:
         return asyncio.run(run_command(args.command, forwarder))
     except OSError as exc:  # a port already taken in the namespace, for one

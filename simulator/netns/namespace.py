@@ -42,7 +42,10 @@ def unavailable() -> str | None:
 
 
 def inside_argv(
-    binds: list[tuple[Path, Path]], forwards: dict[int, Path], command: list[str]
+    binds: list[tuple[Path, Path]],
+    forwards: dict[int, Path],
+    command: list[str],
+    exposes: dict[Path, int] | None = None,
 ) -> list[str]:
     """The whole command: unshare, then :mod:`simulator.netns.inside`, then COMMAND."""
     argv = [*unshare_argv(), sys.executable, "-m", "simulator.netns.inside"]
@@ -50,4 +53,6 @@ def inside_argv(
         argv += ["--bind", f"{src}={dst}"]
     for port, path in forwards.items():
         argv += ["--forward", f"{port}={path}"]
+    for path, port in (exposes or {}).items():
+        argv += ["--expose", f"{path}={port}"]
     return [*argv, "--", *command]
