@@ -58,6 +58,7 @@ from simulator.state.credentials import (
 from simulator.state.devices import PROVIDERS, Device, DeviceRegistry
 from simulator.state.lock import StateDirLock
 from simulator.state.stats import Stats
+from simulator.wire import Handler
 
 log = logging.getLogger("pushsim.simulator")
 
@@ -95,8 +96,8 @@ class Simulator:
         self.stats = Stats(self.clock)
         self.registry = DeviceRegistry(self.clock, self.fork_rng())
         self.listeners: dict[str, Listener] = {}
-        # SO_REUSEPORT on the APNs listeners, only for ``--workers N`` (otherwise a second
-        # simulator on the same fixed ports would share them instead of failing to bind)
+        # SO_REUSEPORT on every provider listener, only for ``--workers N`` (otherwise a
+        # second simulator on the same fixed ports would share them instead of failing to bind)
         self.share_ports = False
         self.webpush_config = (
             WebPushConfig()
@@ -153,18 +154,28 @@ class Simulator:
     def _port(self, offset: int) -> int:
         return self.port + offset if self.port else 0
 
+    def listener_port(self, name: str, index: int) -> int:
+        """The port listener ``name`` (the ``index``-th to start) binds: the four providers'
+        at N..N+3 (in ``LISTENER_ORDER``), any others after the control API's N+4."""
+        return self._port(index if index < len(LISTENER_ORDER) else index + 1)
+
+    def listener_handler(self, name: str, part: ListenerPart) -> Handler:
+        """What listener ``name`` runs: its part's handler behind the fault gate."""
+        return self.faults.gate(name, part.handler, part.answers)
+
     async def _start_listeners(self) -> None:
-        """Every part's listeners behind the fault gate: the four providers' at ports
-        N..N+3 (in ``LISTENER_ORDER``), any others after the control API's N+4."""
+        """Every part's listeners, each on :meth:`listener_port` running
+        :meth:`listener_handler`."""
         listening: dict[str, ListenerPart] = {}
         for part in self.parts:
             listening.update(part.listeners)
         extra = [name for name in listening if name not in LISTENER_ORDER]
         for i, name in enumerate([*LISTENER_ORDER, *extra]):
             lp = listening[name]
-            handler = self.faults.gate(name, lp.handler, lp.answers)
+            handler = self.listener_handler(name, lp)
             listener = Listener(name, handler, self.ssl_context, lp.options, self.clock)
-            await listener.start(self.host, self._port(i if i < len(LISTENER_ORDER) else i + 1))
+            listener.reuse_port = self.share_ports
+            await listener.start(self.host, self.listener_port(name, i))
             self.listeners[name] = listener
 
     async def _start_control(self) -> None:
