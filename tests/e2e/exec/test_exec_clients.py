@@ -277,3 +277,49 @@ def test_hosts_prints_the_mapping_and_the_environment(tmp_path: Path) -> None:
     assert "export SSL_CERT_FILE=" in done.stdout
     bundle = tmp_path / "s" / "exec" / "ca-bundle.pem"
     assert (tmp_path / "s" / "ca.pem").read_text().strip() in bundle.read_text()
+
+
+def test_a_jvm_trusts_the_ca_through_java_tool_options(
+    sim: SimulatorHandle, tmp_path: Path
+) -> None:
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no java on PATH")
+    probe = tmp_path / "Probe.java"
+    probe.write_text(
+        textwrap.dedent(
+            """
+            import java.net.URI;
+            import java.net.http.HttpClient;
+            import java.net.http.HttpRequest;
+            import java.net.http.HttpResponse;
+
+            public class Probe {
+                public static void main(String[] args) throws Exception {
+                    HttpRequest req = HttpRequest.newBuilder(URI.create(args[0]))
+                        .POST(HttpRequest.BodyPublishers.ofString("{}")).build();
+                    HttpResponse<String> res = HttpClient.newHttpClient()
+                        .send(req, HttpResponse.BodyHandlers.ofString());
+                    System.out.println(res.statusCode() + " " + res.version());
+                }
+            }
+            """
+        )
+    )
+    url = "https://fcm.googleapis.com/v1/projects/pushsim-project/messages:send"
+    done = pushsim_exec(sim.state_dir, java, str(probe), url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "401 HTTP_2"  # TLS verified against the truststore; no token
+
+
+def test_a_state_dir_too_long_for_a_socket_address_still_works(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "state"
+    assert len(str(deep / "frontdoor.sock")) > 108
+    with running_simulator(deep) as h:
+        done = pushsim_exec(
+            deep, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+            "https://updates.push.services.mozilla.com/wpush/v2/unknown", "-H", "TTL: 60",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "404"
+        assert h.sim.stats.snapshot()["providers"]["webpush"]["total"] == 1
