@@ -68,6 +68,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress line while the load runs"
     )
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="start the simulator with its live dashboard (its URL is printed) and show the "
+        "run's progress there",
+    )
 
 
 def _loopback_url(url: str) -> str | None:
@@ -145,6 +151,7 @@ def main(args: argparse.Namespace) -> int:
         workers=args.workers,
         seed=args.seed,
         progress=not args.no_progress,
+        dashboard=args.dashboard,
     )
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ All traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -40,6 +41,7 @@ class RunOptions:
     seed: int | None = None
     progress: bool = True
     startup_timeout: float = 30.0
+    dashboard: bool = False  # the simulator serves its dashboard; the run posts its progress
 
 
 @dataclass
@@ -151,8 +153,13 @@ class Run:
                 scenario_file=scenario_file if self.sc.faults else None,
                 startup_s=self.opt.startup_timeout,
                 real_hosts=self.opt.target_cmd is not None,
+                dashboard=self.opt.dashboard,
             )
         self.info["simulator_dir"] = str(sim_dir)
+        if "dashboard" in self.endpoints:
+            ep = self.endpoints
+            url = f"{ep['dashboard']}/?token={ep.get('dashboard_token', '')}"
+            self.progress.say(f"pushsim run {self.sc.name}: dashboard at {url}")
         self.client.control = self.endpoints["control"]
         if self.opt.target and self.opt.target_cmd:
             command = TargetCommand(sim_dir, self.endpoints, self.opt.target_cmd, self.opt.target)
@@ -318,7 +325,26 @@ class Run:
             r = metrics.get("pushsim_sender_retries_total")
             if r is not None:
                 parts.append(f"retries {int(r)}")
+        await self.post_progress("load", el, users=users_hint, sent=sent, delivered=delivered)
         return "  ".join(parts)
+
+    async def post_progress(self, phase: str, elapsed: float, **counts: int) -> None:
+        """The run's progress for the simulator's dashboard, when it serves one (see
+        :mod:`simulator.dashboard.progress`): each objective's running value where known."""
+        if "dashboard" not in self.endpoints:
+            return
+        from simulator.dashboard import progress as dash
+
+        known = dash.running_measures(elapsed, counts.get("sent", 0), counts.get("delivered", 0))
+        objectives = [
+            (o.name, o.kind.op, o.required, o.kind.unit, o.kind.measure) for o in self.sc.objectives
+        ]
+        doc = dash.progress_document(
+            self.sc.name, phase, elapsed, self.sc.duration, dash.valued(objectives, known), **counts
+        )
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with self.client.http.post(f"{self.client.control}/_sim/run/progress", json=doc):
+                pass
 
     async def drain(self) -> None:
         """Wait (bounded) until the sender's queue is empty and deliveries stop arriving."""

@@ -145,6 +145,7 @@ async def start_simulator(
     scenario_file: Path | None,
     startup_s: float,
     real_hosts: bool = False,
+    dashboard: bool = False,
 ) -> tuple[dict[str, str], Path]:
     """Start ``pushsim simulator`` (with the scenario's fault plan, if given); its endpoints
     and state directory once it has written ``endpoints.json``."""
@@ -157,6 +158,8 @@ async def start_simulator(
         argv += ["--scenario", str(scenario_file)]
     if real_hosts:  # the sender runs under pushsim exec (--target-cmd)
         argv.append("--real-hosts")
+    if dashboard:
+        argv.append("--dashboard")
     procs.start("simulator", argv, out / "simulator.log")
     ok = await asyncio.to_thread(
         wait_for_file, state / "endpoints.json", startup_s, alive=lambda: procs.alive("simulator")

@@ -4,14 +4,40 @@ real HTTP/2 client (httpx), both on loopback."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import ssl
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from simulator.testing.handle import SimulatorHandle, apns_provider_token
+
+# Debian's Chromium, driven by Playwright (no browser download)
+CHROMIUM = Path(os.environ.get("PUSHSIM_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def shoot(page: Any, tmp_path: Path, name: str) -> None:
+    """A full-page screenshot into ``tmp_path`` (and ``$PUSHSIM_SCREENSHOTS``, if a directory)."""
+    path = tmp_path / f"dashboard-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    out = os.environ.get("PUSHSIM_SCREENSHOTS")
+    if out and Path(out).is_dir():
+        shutil.copy(path, Path(out) / path.name)
+
 
 PAYLOAD = b'{"aps":{"alert":"hello from the dashboard tests"}}'
 

@@ -12,8 +12,6 @@ in docs/dashboard.md).
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,21 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dashboard_helpers import ApnsLoad
+from dashboard_helpers import ARGS, CHROMIUM, ApnsLoad, shoot
 
 from simulator.testing.handle import SimulatorHandle
 
-CHROMIUM = Path(os.environ.get("PUSHSIM_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REBIND = "rebind.example"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -67,14 +54,6 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def _shoot(page: Any, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"dashboard-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    out = os.environ.get("PUSHSIM_SCREENSHOTS")
-    if out and Path(out).is_dir():
-        shutil.copy(path, Path(out) / path.name)
-
-
 def _number(page: Any, selector: str) -> float:
     text = page.inner_text(selector).strip().rstrip("k")
     return float(text) if text and text[0].isdigit() else 0.0
@@ -103,7 +82,7 @@ def test_watch_load_break_apns_and_clear_it(
     page.wait_for_selector("button[data-preset=outage][data-provider=apns]")
     time.sleep(2.5)  # a few idle ticks on the charts
     assert _number(page, "#total-apns") == 0
-    _shoot(page, tmp_path, "idle")
+    shoot(page, tmp_path, "idle")
 
     load = ApnsLoad(dash_sim, devices=20, rate=80)
     gone = dash_sim.mint("apns", 2)  # uninstalled: the load keeps sending to them
@@ -118,14 +97,14 @@ def test_watch_load_break_apns_and_clear_it(
         assert len(page.query_selector_all("#dead tbody tr")) == 2  # the dead-token sends
         assert "uninstalled" in page.inner_text("#feed")  # the token feed
         time.sleep(2)
-        _shoot(page, tmp_path, "load")
+        shoot(page, tmp_path, "load")
 
         page.get_by_role("button", name="outage APNs 10 s").click()
         page.wait_for_selector("#rate-apns polyline[data-series='503']", timeout=10_000)
         page.wait_for_selector("#fault-plan tr[data-fault] >> text=active")
         page.wait_for_selector("#fault-axis rect[data-fault]")
         time.sleep(2.5)
-        _shoot(page, tmp_path, "outage")
+        shoot(page, tmp_path, "outage")
         windows, injected = _timeline_503s(dash_sim)
         assert windows and windows[0]["open"] and injected > 0
         assert load.statuses.get(503, 0) > 0

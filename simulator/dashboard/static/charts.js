@@ -31,7 +31,7 @@ const Charts = (() => {
 
   function fmt(v) {
     if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 0 : 1) + "k";
-    if (v >= 10 || v === 0) return v.toFixed(0);
+    if (v >= 10 || v === 0 || Number.isInteger(v)) return v.toFixed(0);
     return v.toFixed(v >= 1 ? 1 : 2);
   }
 
@@ -52,7 +52,7 @@ const Charts = (() => {
     const x0 = opts.x0, x1 = Math.max(opts.x1, opts.x0 + 1);
     let max = 0;
     for (const s of opts.series) for (const [, v] of s.points) if (v > max) max = v;
-    const ymax = niceCeil(max);
+    const ymax = 4 * niceCeil(max / 4); // four grid steps of a round size
     const sx = (t) => L + ((t - x0) / (x1 - x0)) * (W - L - R);
     const sy = (v) => H - B - (v / ymax) * (H - T - B);
     for (let i = 0; i <= 4; i++) {
