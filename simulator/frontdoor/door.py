@@ -27,12 +27,13 @@ from simulator.frontdoor.names import HOSTS, route
 from simulator.frontdoor.sockets import bind_unix
 from simulator.server.listener import Listener, ListenerOptions, ProviderProtocol
 from simulator.state.credentials import Credentials, issue_leaf, load_ca, server_ssl_context
-from simulator.wire import Action, Request, json_response
+from simulator.wire import Action, CloseConnection, Request, json_response
 
 FRONT_DOOR_SOCKET = "frontdoor.sock"
 CONTROL_SOCKET = "control.sock"
 
 _MISDIRECTED = json_response(421, b'{"reason":"MisdirectedRequest"}')
+_REFUSED = CloseConnection(abort=True)
 
 
 class FrontDoorRouter:
@@ -49,6 +50,8 @@ class FrontDoorRouter:
         listener = self.listeners.get(where.listener) if where is not None else None
         if where is None or listener is None:
             return _MISDIRECTED
+        if listener.server is None:  # refusing connections (an outage): as near as one port gets
+            return _REFUSED
         request.path = where.path
         request.authority = where.authority
         return listener.handler.handle(request)

@@ -9,6 +9,7 @@ saying why, where ``unshare`` cannot make one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -323,3 +324,18 @@ def test_a_state_dir_too_long_for_a_socket_address_still_works(tmp_path: Path) -
         assert done.returncode == 0, done.stderr
         assert done.stdout == "404"
         assert h.sim.stats.snapshot()["providers"]["webpush"]["total"] == 1
+
+
+def test_a_listener_refusing_connections_drops_them_at_the_front_door_too(
+    sim: SimulatorHandle,
+) -> None:
+    apns = sim.sim.listeners["apns"]
+    sim.call(lambda: asyncio.ensure_future(apns.refuse()))
+    try:
+        done = pushsim_exec(
+            sim.state_dir, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+            "-d", "{}", "https://api.push.apple.com/3/device/00",
+        )  # fmt: skip
+    finally:
+        sim.call(lambda: asyncio.ensure_future(apns.accept()))
+    assert done.returncode != 0 and done.stdout == "000", done.stdout + done.stderr
