@@ -91,6 +91,8 @@ def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML and remember the line of every field, keyed by its dotted path."""
     try:
         return yamlfile.load(text)
+    except yamlfile.UnbuildableValue as exc:  # seed: 2020-13-45 reads as a date
+        raise ScenarioError(source, exc.lineno, exc.path, exc.problem) from exc
     except yaml.YAMLError as exc:
         line, problem = yamlfile.problem(exc)
         raise ScenarioError(source, line, "", f"not valid YAML: {problem}") from exc

@@ -101,6 +101,22 @@ def test_bad_yaml_reports_the_line() -> None:
     assert err.line is not None
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        ("name: x\nseed: 2020-13-45\n", 2, "seed", "month must be in 1..12"),
+        ("name: x\ntraffic:\n  topics: [news, 2021-02-30]\n", 3, "traffic.topics[1]", "day"),
+    ],
+)
+def test_an_impossible_date_names_the_file_line_and_field(
+    text: str, line: int, field: str, words: str
+) -> None:
+    err = error_of(text)
+    assert (err.source, err.line, err.field) == ("my.yaml", line, field)
+    assert "reads as a date but is not one" in err.message and words in err.message
+    assert str(err).startswith(f"my.yaml:{line}: {field}: ")
+
+
 def test_a_bad_quick_override_names_its_line() -> None:
     with pytest.raises(ScenarioError) as info:
         loads(GOOD.replace("  duration: 20s", "  duration: never"), "my.yaml", quick=True)
