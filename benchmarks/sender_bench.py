@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sender.api.validate import NotificationRequest, TokenTarget  # noqa: E402
-from sender.config.file import from_simulator_dir  # noqa: E402
 from sender.config.settings import ProviderLimits  # noqa: E402
+from sender.config.simulator_dir import from_simulator_dir  # noqa: E402
 from sender.dispatch.job import Job, Prepared  # noqa: E402
 from sender.providers.payload import Message  # noqa: E402
 from sender.service import Sender  # noqa: E402

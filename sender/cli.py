@@ -2,7 +2,7 @@
 
 The providers and credentials come from a running simulator's state directory
 (``--simulator DIR``) or from an explicit config file (``--config FILE``, format in
-:mod:`sender.config`); flags given here win over the file's ``sender:`` settings.
+:mod:`sender.config.file`); flags given here win over the file's ``sender:`` settings.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _write_ready(path: Path, url: str) -> None:
 def load_config(args: argparse.Namespace) -> SenderConfig:
     """The sender's config from ``--simulator`` or ``--config``, with the flags applied;
     :class:`ConfigError` names the file and field that cannot be used."""
-    from sender.config.file import from_config_file, from_simulator_dir
+    from sender.config.file import from_config_file
+    from sender.config.simulator_dir import from_simulator_dir
 
     overrides: dict[str, Any] = {}
     if args.deadline is not None:
@@ -155,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from sender.config.file import ConfigError
+    from sender.config.checks import ConfigError
 
     try:
         config = load_config(args)

@@ -1,8 +1,17 @@
 """The sender's configuration as values: provider endpoints, credentials, dispatch limits.
 
-Nothing here reads a file or imports another part of the sender: the loaders
-(:mod:`sender.config.file`, :mod:`sender.config.simulator_dir`) build a
-:class:`SenderConfig`; the dispatcher and the provider clients only read these values.
+Two sources build the same :class:`SenderConfig`:
+
+- :func:`sender.config.simulator_dir.from_simulator_dir` reads a simulator state directory
+  (``endpoints.json`` plus the credentials minted beside it), so
+  ``pushsim sender --simulator DIR`` needs nothing else;
+- :func:`sender.config.file.from_config_file` reads an explicit file
+  (``pushsim sender --config FILE``), so the sender can be pointed at any provider
+  endpoints with any credentials.
+
+Either raises :class:`sender.config.checks.ConfigError` naming the file, the field and what
+was expected. Nothing here reads a file or imports another part of the sender: the
+dispatcher and the provider clients only read these values.
 """
 
 from __future__ import annotations

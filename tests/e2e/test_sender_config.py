@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sender.api.app import make_app
-from sender.config.file import ConfigError, from_config_file, from_simulator_dir
+from sender.config.checks import ConfigError
+from sender.config.file import from_config_file
+from sender.config.simulator_dir import from_simulator_dir
 from sender.service import Sender
 from simulator.testing.handle import SimulatorHandle, running_simulator
 

@@ -22,8 +22,8 @@ import pytest
 from aiohttp import web
 
 from sender.api.app import make_app
-from sender.config.file import from_simulator_dir
 from sender.config.settings import ProviderLimits
+from sender.config.simulator_dir import from_simulator_dir
 from sender.service import Sender
 from simulator.testing.handle import SimulatorHandle
 
