@@ -32,7 +32,7 @@ from sender.providers.payload import (
 from sender.storage.db import connect
 from sender.storage.outbox import DeliveryRow, NotificationRow, Outbox
 from sender.storage.tokens import SqliteTokenStore
-from sender.transport.h2client import client_ssl_context
+from sender.transport.pool import client_ssl_context
 
 
 class Sender:

@@ -15,7 +15,7 @@ from sender.api.validate import (
 )
 from sender.providers.fcm import IidError, OAuthError
 from sender.service import Sender
-from sender.transport.h2client import H2Error
+from sender.transport.streams import H2Error
 
 SENDER_KEY = web.AppKey("sender", Sender)
 MAX_BODY = 256 * 1024

@@ -26,7 +26,8 @@ from sender.config.settings import ApnsCredentials
 from sender.policy.classify import Kind, Outcome, classify_apns, transport_failure
 from sender.providers.job import DeliveryJob
 from sender.providers.payload import apns_request
-from sender.transport.h2client import H2Error, H2Pool, Response
+from sender.transport.pool import H2Pool
+from sender.transport.streams import H2Error, Response
 
 
 class ProviderToken:

@@ -19,7 +19,8 @@ from pushsim.clock import Clock
 from sender.policy.classify import Kind, Outcome, classify_fcm, transport_failure
 from sender.providers.job import DeliveryJob
 from sender.providers.payload import compact, fcm_message
-from sender.transport.h2client import H2Error, H2Pool
+from sender.transport.pool import H2Pool
+from sender.transport.streams import H2Error
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"

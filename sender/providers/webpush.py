@@ -23,7 +23,8 @@ from sender.policy.classify import Kind, Outcome, classify_webpush, transport_fa
 from sender.providers.job import DeliveryJob
 from sender.providers.payload import webpush_headers, webpush_plaintext
 from sender.providers.webpush_crypto import encrypt
-from sender.transport.h2client import ConnectionLost, H2Error, H2Pool
+from sender.transport.pool import H2Pool
+from sender.transport.streams import ConnectionLost, H2Error
 
 
 @functools.lru_cache(maxsize=8192)

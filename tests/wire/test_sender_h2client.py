@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from sender.transport.h2client import ConnectionLost, H2Pool, client_ssl_context
+from sender.transport.pool import H2Pool, client_ssl_context
+from sender.transport.streams import ConnectionLost
 from simulator.testing.handle import SimulatorHandle, apns_credentials, apns_provider_token
 
 
