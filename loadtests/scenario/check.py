@@ -66,9 +66,10 @@ class Check:
 
     def integer(self, value: Any, path: str, *, minimum: int = 0, maximum: int = 10_000_000) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-            what = (
-                "a positive integer" if minimum == 1 else f"an integer from {minimum} to {maximum}"
-            )
+            what = f"an integer from {minimum} to {maximum}"
+            if minimum == 1:  # over the maximum, a positive integer is not what was wrong
+                too_big = isinstance(value, int) and not isinstance(value, bool) and value > 1
+                what = f"a positive integer up to {maximum}" if too_big else "a positive integer"
             raise self.fail(path, f"expected {what}, got {show(value)}")
         return value
 

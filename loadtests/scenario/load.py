@@ -18,16 +18,16 @@ from typing import Any
 import yaml
 
 from loadtests.judge.objectives import CATALOG, Objective
+from loadtests.scenario import fleet
 from loadtests.scenario.check import Check, ScenarioError, show
 from loadtests.scenario.model import (
     DeviceBehaviour,
     LoadShape,
     Population,
-    RequestTemplate,
     Scenario,
-    TargetShape,
     Traffic,
 )
+from loadtests.scenario.target import target as read_target
 from pushsim import yamlfile
 from scenarios import SCENARIOS_DIR, bundled
 
@@ -37,6 +37,7 @@ __all__ = ["ScenarioError", "load", "loads", "resolve", "validate"]
 PROVIDERS = ("apns", "fcm", "webpush")
 SHAPES = ("steady", "ramp", "spike")
 UNLIMITED = ("unlimited", "max", "no-wait")  # load.rate_per_user: no waits between requests
+MAX_BATCH = 500  # traffic.batch: notifications per POST /v1/notifications:batch
 TOP_LEVEL = (
     "name",
     "description",
@@ -50,41 +51,9 @@ TOP_LEVEL = (
     "faults",
     "objectives",
     "target",
+    "sender",
     "quick",
 )
-
-
-DEFAULT_TARGET: dict[str, Any] = {
-    "register": {
-        "method": "POST",
-        "path": "/v1/devices",
-        "body": {
-            "user_id": "{user_id}",
-            "provider": "{provider}",
-            "token": "{token}",
-            "subscription": "{subscription}",
-            "device_id": "{device_id}",
-        },
-    },
-    "notify": {
-        "method": "POST",
-        "path": "/v1/notifications",
-        "body": {
-            "to": "{to}",
-            "notification": {"title": "{title}", "body": "{body}"},
-            "data": {"correlation_id": "{correlation_id}", "pad": "{pad}"},
-            "priority": "{priority}",
-            "ttl": "{ttl}",
-            "apns": "{apns}",
-        },
-    },
-    "accepted_status": [200, 201, 202],
-    "id_field": "id",
-    "devices_dead": "/v1/devices?status=dead",
-    "devices_active": "/v1/devices?status=active",
-    "metrics": "/metrics",
-    "health": "/v1/health",
-}
 
 
 def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
@@ -122,73 +91,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = copy.deepcopy(v)
     return out
-
-
-def _parse_faults(data: Any, source: str, check: Check) -> Any:
-    """Validate ``faults:`` with the simulator's fault-plan parser (it owns that format)."""
-    if data is None:
-        return []
-    try:
-        from simulator.faults.parse import parse_faults
-        from simulator.faults.spec import FaultSpecError
-    except ImportError:  # a simulator without a fault plan: pass the section through
-        if not isinstance(data, (list, dict)):
-            raise check.fail("faults", f"expected a list of faults, got {show(data)}") from None
-        return data
-    try:
-        parse_faults(data, source, lines=check.lines, prefix="faults")
-    except FaultSpecError as exc:
-        line = exc.line if exc.line is not None else check.lines.get(exc.field)
-        raise ScenarioError(source, line, exc.field, exc.message) from exc
-    return data
-
-
-def _template(check: Check, data: Any, path: str, default: dict[str, Any]) -> RequestTemplate:
-    d = check.mapping(data, path, ("method", "path", "body"))
-    merged = {**default, **d}
-    method = merged["method"]
-    if method not in ("POST", "PUT", "PATCH"):
-        raise check.fail(f"{path}.method", f"expected POST, PUT or PATCH, got {show(method)}")
-    p = merged["path"]
-    if not isinstance(p, str) or not p.startswith("/"):
-        raise check.fail(f"{path}.path", f"expected a path starting with /, got {show(p)}")
-    return RequestTemplate(method, p, merged["body"])
-
-
-def _target(check: Check, data: Any) -> TargetShape:
-    d = check.mapping(data, "target", tuple(DEFAULT_TARGET))
-    reg = _template(check, d.get("register"), "target.register", DEFAULT_TARGET["register"])
-    notify = _template(check, d.get("notify"), "target.notify", DEFAULT_TARGET["notify"])
-    accepted = d.get("accepted_status", DEFAULT_TARGET["accepted_status"])
-    if (
-        not isinstance(accepted, list)
-        or not accepted
-        or not all(isinstance(s, int) and 200 <= s < 300 for s in accepted)
-    ):
-        raise check.fail(
-            "target.accepted_status", f"expected a list of 2xx status codes, got {show(accepted)}"
-        )
-    opt: dict[str, str | None] = {}
-    for key in ("devices_dead", "devices_active", "metrics", "health"):
-        v = d.get(key, DEFAULT_TARGET[key])
-        if v is not None and (not isinstance(v, str) or not v.startswith("/")):
-            raise check.fail(
-                f"target.{key}", f"expected a path starting with / or null, got {show(v)}"
-            )
-        opt[key] = v
-    id_field = d.get("id_field", "id")
-    if not isinstance(id_field, str) or not id_field:
-        raise check.fail("target.id_field", f"expected a field name, got {show(id_field)}")
-    return TargetShape(
-        reg,
-        notify,
-        tuple(accepted),
-        id_field,
-        opt["devices_dead"],
-        opt["devices_active"],
-        opt["metrics"],
-        opt["health"],
-    )
 
 
 def validate(
@@ -277,7 +179,7 @@ def validate(
     tr = check.mapping(
         top.get("traffic"),
         "traffic",
-        ("to", "payload", "push_type", "high_priority", "ttl", "topics"),
+        ("to", "payload", "push_type", "high_priority", "ttl", "topics", "batch"),
     )
     topics = tr.get("topics", ["news"])
     if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
@@ -303,6 +205,7 @@ def validate(
         ),
         ttl=check.integer(tr.get("ttl", 3600), "traffic.ttl", maximum=2_419_200),
         topics=tuple(topics),
+        batch=check.integer(tr.get("batch", 1), "traffic.batch", minimum=1, maximum=MAX_BATCH),
     )
 
     dv = check.mapping(
@@ -317,7 +220,8 @@ def validate(
         feed_poll_s=check.duration(dv.get("feed_poll", "0.5s"), "devices.feed_poll", minimum=0.05),
     )
 
-    faults = _parse_faults(top.get("faults"), source, check)
+    sender = fleet.sender_shape(check, top.get("sender"))
+    faults, crashes = fleet.faults(check, top.get("faults"), sender, duration)
 
     obj = check.mapping(top.get("objectives"), "objectives", tuple(CATALOG))
     objectives = []
@@ -329,7 +233,7 @@ def validate(
         req = check.number(value, f"objectives.{key}", maximum=maximum)
         objectives.append(Objective(key, req, check.lines.get(f"objectives.{key}")))
 
-    target = _target(check, top.get("target"))
+    target = read_target(check, top.get("target"))
     return Scenario(
         name=name,
         description=description,
@@ -345,6 +249,8 @@ def validate(
         objectives=tuple(objectives),
         target=target,
         raw=top,
+        sender=sender,
+        crashes=crashes,
     )
 
 

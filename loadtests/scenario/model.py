@@ -61,6 +61,7 @@ class Traffic:
     high_priority: float
     ttl: int
     topics: tuple[str, ...]
+    batch: int = 1  # notifications per API call; above 1: POST /v1/notifications:batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,31 @@ class TargetShape:
     devices_active: str | None
     metrics: str | None
     health: str | None
+    notify_batch: RequestTemplate | None = None  # traffic.batch above 1
+    batch_results: str = "results"  # the batch answer's list of per-notification results
+
+
+@dataclass(frozen=True, slots=True)
+class SenderShape:
+    """The reference sender a run starts: how many instances, on which store."""
+
+    instances: int = 1
+    store: str = "sqlite"  # sqlite | postgresql (one database behind every instance)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderCrash:
+    """A ``sender_crash`` fault, executed by the harness: SIGKILL sender instance
+    ``instance`` (1-based) ``start`` seconds into the load, restart it ``down`` seconds later."""
+
+    id: str
+    instance: int
+    start: float
+    down: float
+
+    @property
+    def end(self) -> float:
+        return self.start + self.down
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,8 @@ class Scenario:
     objectives: tuple[Objective, ...]
     target: TargetShape
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    sender: SenderShape = SenderShape()
+    crashes: tuple[SenderCrash, ...] = ()  # the sender_crash faults, by start
 
     def to_json(self) -> dict[str, Any]:
         return copy.deepcopy(self.raw)
