@@ -29,7 +29,7 @@ from sender.policy.classify import Kind, Outcome, transport_failure
 from sender.policy.holdoff import DeviceHolds, Held, HoldScope, ProviderGate, hold_for
 from sender.policy.ratelimit import TokenBucket
 from sender.policy.retry import RetriesExhausted, RetryPolicy
-from sender.storage.outbox import Outbox
+from sender.storage.outbox import DeliveryRow, Outbox
 from sender.storage.tokens import TokenStore
 
 log = logging.getLogger("pushsim.sender")
@@ -181,12 +181,8 @@ class Dispatcher:
             self._later(held, job)  # this token's Retry-After: not an attempt
             return
         breaker = lane.breaker
-        while not breaker.try_acquire():
-            self._breaker_metric(lane)
-            if self.clock.time() >= job.prepared.deadline:
-                self._give_up(job, "dead_lettered", row.last_error or "deadline passed")
-                return
-            await asyncio.sleep(min(1.0, max(0.005, breaker.wait_time())))
+        if not breaker.try_acquire() and not await self._wait_for_breaker(lane, job):
+            return
         self._breaker_metric(lane)
         probe = breaker.state is State.HALF_OPEN
         if self.store.is_dead(row.provider, row.token):
@@ -244,20 +240,8 @@ class Dispatcher:
             lane.sent.inc()
             answered = self.clock.monotonic()
             elapsed = answered - started
-            hold = hold_for(row.provider, status, outcome, answered)
-            if hold is not None:
-                # Before the gate opens for the next request: nothing may slip past it.
-                if hold.scope is HoldScope.PROVIDER:
-                    lane.gate.hold(hold)
-                    self.metrics.holds.labels(row.provider).inc()
-                    log.info(
-                        "%s: Retry-After %.1fs (%s): provider paused",
-                        row.provider,
-                        outcome.retry_after or 0.0,
-                        outcome.reason,
-                    )
-                else:
-                    self.device_holds.hold(row.provider, row.token, hold, answered)
+            # Before the gate opens for the next request: nothing may slip past it.
+            self._hold(lane, row, status, outcome, answered)
             success = outcome.kind in (Kind.DELIVERED, Kind.TOKEN_DEAD, Kind.PERMANENT)
         finally:
             lane.gate.release(generation, success)
@@ -269,6 +253,43 @@ class Dispatcher:
         self.outbox.record_attempt(row.id, self.clock.time(), status, reason, elapsed * 1000)
         self._handle(lane, job, outcome)
         self._breaker_metric(lane)
+
+    async def _wait_for_breaker(self, lane: ProviderLane, job: Job) -> bool:
+        """Wait until the breaker lets a request through; False (given up) if the
+        delivery's deadline passes first."""
+        breaker = lane.breaker
+        while True:
+            self._breaker_metric(lane)
+            if self.clock.time() >= job.prepared.deadline:
+                self._give_up(job, "dead_lettered", job.row.last_error or "deadline passed")
+                return False
+            await asyncio.sleep(min(1.0, max(0.005, breaker.wait_time())))
+            if breaker.try_acquire():
+                return True
+
+    def _hold(
+        self,
+        lane: ProviderLane,
+        row: DeliveryRow,
+        status: int | None,
+        outcome: Outcome,
+        answered: float,
+    ) -> None:
+        """Honour a Retry-After for the scope the provider meant: all of it, or one token."""
+        hold = hold_for(row.provider, status, outcome, answered)
+        if hold is None:
+            return
+        if hold.scope is HoldScope.PROVIDER:
+            lane.gate.hold(hold)
+            self.metrics.holds.labels(row.provider).inc()
+            log.info(
+                "%s: Retry-After %.1fs (%s): provider paused",
+                row.provider,
+                outcome.retry_after or 0.0,
+                outcome.reason,
+            )
+        else:
+            self.device_holds.hold(row.provider, row.token, hold, answered)
 
     async def _through_gate(
         self, lane: ProviderLane, job: Job
