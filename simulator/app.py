@@ -55,7 +55,7 @@ from simulator.state.credentials import (
     server_ssl_context,
     set_token_uri,
 )
-from simulator.state.devices import PROVIDERS, Device, DeviceRegistry
+from simulator.state.devices import Device, DeviceRegistry
 from simulator.state.lock import StateDirLock
 from simulator.state.stats import Stats
 from simulator.wire import Handler
@@ -260,13 +260,7 @@ class Simulator:
     def stats_snapshot(self) -> dict[str, Any]:
         snap = self.stats.snapshot()
         reg = self.registry
-        snap["devices"] = {
-            p: {
-                "live": sum(1 for d in reg.devices.values() if d.provider == p and d.installed),
-                "total": sum(1 for d in reg.devices.values() if d.provider == p),
-            }
-            for p in PROVIDERS
-        }
+        snap["devices"] = reg.counts()
         snap["deliveries"] = reg.delivery_seq
         for part in self.parts:
             if part.stats is not None:

@@ -9,10 +9,9 @@ still installed. Devices minted after their moment are left alone.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,11 +20,16 @@ from simulator.faults.spec import FaultSpec, TokenChurn
 
 
 class DeviceLike(Protocol):
-    id: str
-    provider: str
-    token: str
-    installed: bool
-    created_at: float
+    @property
+    def id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def installed(self) -> bool: ...
+    @property
+    def created_at(self) -> float: ...
 
 
 class FaultWindow(Protocol):
@@ -64,7 +68,7 @@ class ChurnSchedule:
         self,
         faults: Iterable[FaultWindow],
         now: float,
-        devices: list[DeviceLike],
+        devices: Sequence[DeviceLike],
         run_started_wall: float,
     ) -> list[Churn]:
         """Churns due by ``now`` (run time). ``devices`` is the registry in minting order."""
@@ -86,14 +90,14 @@ class ChurnSchedule:
         f: FaultWindow,
         p: TokenChurn,
         now: float,
-        devices: list[DeviceLike],
+        devices: Sequence[DeviceLike],
         churned: set[str],
         run_started_wall: float,
     ) -> list[Churn]:
         heap = self._heap.setdefault(f.id, [])
         seen = self._seen.get(f.id, 0)
         span = 0.0 if math.isinf(f.end) else f.end - f.start
-        for dev in itertools.islice(devices, seen, None):
+        for dev in devices[seen:]:
             if not self._in_scope(f, dev):
                 continue
             at = f.start + unit(self.seed, "churn", f.id, dev.id) * span
@@ -124,7 +128,7 @@ class ChurnSchedule:
         f: FaultWindow,
         p: TokenChurn,
         now: float,
-        devices: list[DeviceLike],
+        devices: Sequence[DeviceLike],
         churned: set[str],
     ) -> list[Churn]:
         assert p.rate is not None

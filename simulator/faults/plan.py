@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pushsim.bucket import TokenBuckets
@@ -279,7 +279,7 @@ class FaultPlan:
     # -- token churn ------------------------------------------------------------------
 
     def churn_due(
-        self, now: float, devices: list[DeviceLike], run_started_wall: float
+        self, now: float, devices: Sequence[DeviceLike], run_started_wall: float
     ) -> list[Churn]:
         """Churns due by ``now`` (run time). ``devices`` is the registry in minting order."""
         return self._churn.due(self.faults.values(), now, devices, run_started_wall)

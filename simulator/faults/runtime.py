@@ -258,8 +258,8 @@ class FaultRuntime:
         self.auth.update(max_age, lifetime, enforced)
 
     def _churn(self, now: float) -> None:
-        devices = list(self.registry.devices.values())
-        for c in self.plan.churn_due(now, devices, self.record.started_wall):  # type: ignore[arg-type]
+        devices = self.registry.devices.values()  # a lazy sequence, in minting order
+        for c in self.plan.churn_due(now, devices, self.record.started_wall):
             dev = self.registry.devices.get(c.device_id)
             if dev is None or not dev.installed:
                 continue

@@ -2,28 +2,51 @@
 
 The registry is pure state (no I/O). It is driven by the control API (mint, uninstall,
 rotate, offline/online), by the fault plan (token churn) and by the provider cores
-(delivery). Time comes from an injected clock and token material from a seeded RNG, so
-one seed mints the same tokens.
+(delivery). Time comes from an injected clock and the token key from a seeded RNG, so one
+seed mints the same tokens.
+
+It holds millions of devices in a few bytes each: a device is a number in the
+:class:`~simulator.state.population.Population` (cohorts and two arrays), its tokens are
+computed from (number, generation) by :class:`~simulator.state.tokens.TokenCodec` and map
+back to it, a Web Push subscription's keys are derived when used
+(:mod:`simulator.state.subscriptions`), and what only some devices have (inbox, pending
+messages, topics) lives in bounded dictionaries (:mod:`simulator.state.records`,
+:mod:`simulator.state.extras`). A :class:`Device` is a view made on demand
+(:mod:`simulator.state.views`). A worker process shares this state through the population's
+deltas and the token key (see :mod:`simulator.state.population`).
 """
 
 from __future__ import annotations
 
 import enum
 import random
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from pushsim.b64 import b64url
 from pushsim.clock import Clock
 from simulator.state.credentials import BUNDLE_ID, FCM_PROJECT_ID
+from simulator.state.extras import Extras
+from simulator.state.population import Cohort, Population, PopulationFull
+from simulator.state.records import DeliveryLog, FeedLog, Inboxes
+from simulator.state.subscriptions import SubscriptionKeys, WebPushKeys
+from simulator.state.tokens import TokenCodec
+from simulator.state.views import Device, DeviceMap, DeviceRun
+
+__all__ = [
+    "PROVIDERS",
+    "Device",
+    "DeviceRegistry",
+    "PopulationFull",
+    "TokenLookup",
+    "TokenState",
+    "WebPushKeys",
+    "describe",
+    "find_correlation",
+]
 
 PROVIDERS = ("apns", "fcm", "webpush")
-
-_FCM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+DEFAULT_APPS = {"apns": BUNDLE_ID, "fcm": FCM_PROJECT_ID, "webpush": "https://app.example.com"}
 
 
 class TokenState(enum.Enum):
@@ -40,79 +63,39 @@ class TokenLookup:
     reason: str = ""
 
 
-@dataclass(slots=True)
-class WebPushKeys:
-    """The browser side of a subscription: the private key and auth secret it keeps."""
-
-    private_key: ec.EllipticCurvePrivateKey
-    p256dh: str  # base64url uncompressed public point
-    auth: str  # base64url 16-byte secret
-    application_server_key: str | None = None  # VAPID key the subscription is bound to
-
-
-@dataclass(slots=True)
-class Device:
-    id: str
-    provider: str
-    token: str  # APNs hex token, FCM registration token, or Web Push subscription id
-    app: str  # APNs bundle id, FCM project id, or Web Push origin
-    environment: str = "production"  # APNs: production | sandbox
-    installed: bool = True
-    online: bool = True
-    generation: int = 0
-    created_at: float = 0.0
-    webpush: WebPushKeys | None = None
-    inbox: list[dict[str, Any]] = field(default_factory=list)
-    # Provider-specific store-and-forward queue while offline.
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    topics: set[str] = field(default_factory=set)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
 class DeviceRegistry:
     """All simulated devices, their tokens (live and dead), inboxes, and the token feed."""
 
-    def __init__(self, clock: Clock, rng: random.Random, webpush_base_url: str = "") -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        rng: random.Random,
+        webpush_base_url: str = "",
+        *,
+        key: bytes | None = None,
+    ) -> None:
+        """``key``: the token key (32 bytes) of the population a worker process mirrors."""
         self.clock = clock
         self.rng = rng
         self.webpush_base_url = webpush_base_url
-        self.devices: dict[str, Device] = {}
-        self._live: dict[tuple[str, str], Device] = {}
-        self._dead: dict[tuple[str, str], tuple[Device, int, str]] = {}
-        self._next_id = 1
-        self.feed: deque[dict[str, Any]] = deque(maxlen=200_000)
-        self._feed_seq = 0
-        self.deliveries: deque[dict[str, Any]] = deque(maxlen=1_000_000)
-        self._delivery_seq = 0
+        self.codec = TokenCodec(key if key is not None else rng.randbytes(32))
+        self.population = Population()
+        self.subscriptions = SubscriptionKeys(self.codec.key)
+        self.extras = Extras()
+        self.inboxes = Inboxes()
+        self.devices = DeviceMap(self)
+        self.feed = FeedLog(self._resolve)
+        self.deliveries = DeliveryLog(self._resolve)
         # (provider, token) -> sends to a dead token: first/last time answered, count
         self.rejections: dict[tuple[str, str], dict[str, Any]] = {}
 
+    def _resolve(self, number: int, generation: int) -> tuple[str, str, str]:
+        cohort = self.population.cohort(number)
+        assert cohort is not None
+        token = self.codec.encode(cohort.provider, number, generation)
+        return f"{cohort.provider}-{number}", cohort.provider, token
+
     # -- minting ----------------------------------------------------------------
-
-    def _new_token(self, provider: str) -> str:
-        r = self.rng
-        if provider == "apns":
-            return r.randbytes(32).hex()
-        if provider == "fcm":
-            head = "".join(r.choice(_FCM_ALPHABET) for _ in range(22))
-            tail = "".join(r.choice(_FCM_ALPHABET) for _ in range(134))
-            return f"{head}:APA91b{tail}"
-        if provider == "webpush":
-            return b64url(r.randbytes(24))
-        raise ValueError(f"unknown provider {provider!r}")
-
-    def _new_webpush_keys(self, application_server_key: str | None) -> WebPushKeys:
-        # Key material from the seeded RNG so one seed mints the same subscriptions.
-        scalar = (
-            int.from_bytes(self.rng.randbytes(32), "big")
-            % (0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551 - 1)
-            + 1
-        )
-        key = ec.derive_private_key(scalar, ec.SECP256R1())
-        pub = key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        return WebPushKeys(key, b64url(pub), b64url(self.rng.randbytes(16)), application_server_key)
 
     def mint(
         self,
@@ -122,39 +105,26 @@ class DeviceRegistry:
         app: str | None = None,
         environment: str = "production",
         application_server_key: str | None = None,
-    ) -> list[Device]:
+    ) -> DeviceRun:
+        """``count`` new devices (a lazy sequence); :class:`PopulationFull` past free memory."""
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
-        out = []
-        for _ in range(count):
-            dev_id = f"{provider}-{self._next_id}"
-            self._next_id += 1
-            default_app = {
-                "apns": BUNDLE_ID,
-                "fcm": FCM_PROJECT_ID,
-                "webpush": "https://app.example.com",
-            }[provider]
-            dev = Device(
-                id=dev_id,
-                provider=provider,
-                token=self._new_token(provider),
-                app=app or default_app,
-                environment=environment,
-                created_at=self.clock.time(),
-            )
-            if provider == "webpush":
-                dev.webpush = self._new_webpush_keys(application_server_key)
-            self.devices[dev_id] = dev
-            self._live[(provider, dev.token)] = dev
-            out.append(dev)
-        return out
+        cohort = self.population.add(
+            provider,
+            count,
+            app or DEFAULT_APPS[provider],
+            environment,
+            application_server_key,
+            self.clock.time(),
+        )
+        return DeviceRun(self, cohort.first, cohort.end)
+
+    def tokens(self, cohort: Cohort, numbers: range) -> list[str]:
+        """The current tokens of ``numbers`` (of ``cohort``), computed together."""
+        gens = self.population.generations[numbers.start - 1 : numbers.stop - 1]
+        return self.codec.encode_many(cohort.provider, numbers, gens)
 
     # -- lifecycle --------------------------------------------------------------
-
-    def _kill_token(self, dev: Device, reason: str) -> None:
-        key = (dev.provider, dev.token)
-        self._live.pop(key, None)
-        self._dead[key] = (dev, int(self.clock.time() * 1000), reason)
 
     def uninstall(
         self, device_id: str, cause: str = "control", reason: str = "uninstalled"
@@ -162,58 +132,55 @@ class DeviceRegistry:
         """The token dies; ``reason`` "expired" marks a Web Push subscription that timed out."""
         dev = self.devices[device_id]
         if dev.installed:
-            self._kill_token(dev, reason)
-            dev.installed = False
-            dev.pending.clear()
-            self._announce(dev, reason, dev.token, None, cause)
+            gen = dev.generation
+            self.population.kill(dev.number, dev.provider, self._now_ms(), reason)
+            self.extras.forget(dev.number, topics=False)
+            self.feed.add(self.clock.time(), reason, cause, dev.number, gen, -1)
         return dev
 
     def rotate(self, device_id: str, cause: str = "control") -> Device:
         """Reinstall: the old token dies and a new one is issued."""
         dev = self.devices[device_id]
-        old = dev.token
-        if dev.installed:
-            self._kill_token(dev, "rotated")
-        dev.token = self._new_token(dev.provider)
-        dev.generation += 1
-        dev.installed = True
-        dev.pending.clear()
-        dev.topics.clear()
-        if dev.provider == "webpush":
-            asks = dev.webpush.application_server_key if dev.webpush else None
-            dev.webpush = self._new_webpush_keys(asks)
-        self._live[(dev.provider, dev.token)] = dev
-        self._announce(dev, "rotated", old, dev.token, cause)
+        gen = dev.generation
+        self.population.reinstall(dev.number, dev.provider, self._now_ms())
+        self.extras.forget(dev.number, topics=True)
+        self.feed.add(self.clock.time(), "rotated", cause, dev.number, gen, gen + 1)
         return dev
 
-    def _announce(self, dev: Device, event: str, old: str, new: str | None, cause: str) -> None:
-        self._feed_seq += 1
-        self.feed.append(
-            {
-                "seq": self._feed_seq,
-                "at": self.clock.time(),
-                "event": event,
-                "cause": cause,
-                "device_id": dev.id,
-                "provider": dev.provider,
-                "old_token": old,
-                "new_token": new,
-            }
-        )
+    def _now_ms(self) -> int:
+        return int(self.clock.time() * 1000)
 
     def feed_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
-        return [e for e in self.feed if e["seq"] > seq][:limit]
+        return self.feed.since(seq, limit)
 
     # -- lookups ----------------------------------------------------------------
 
     def lookup(self, provider: str, token: str) -> TokenLookup:
-        dev = self._live.get((provider, token))
-        if dev is not None:
+        found = self.codec.decode(provider, token)
+        if found is None:
+            return TokenLookup(TokenState.UNKNOWN)
+        return self._state_of(provider, found[0], found[1], token)
+
+    def lookup_fid(self, fid: str) -> TokenLookup:
+        """The FCM device whose registration token begins with installation ID ``fid``."""
+        found = self.codec.decode_fid(fid)
+        if found is None:
+            return TokenLookup(TokenState.UNKNOWN)
+        return self._state_of("fcm", found[0], found[1], "")
+
+    def _state_of(self, provider: str, number: int, gen: int, token: str) -> TokenLookup:
+        pop = self.population
+        cohort = pop.cohort(number)
+        if cohort is None or cohort.provider != provider or gen > pop.generations[number - 1]:
+            return TokenLookup(TokenState.UNKNOWN)
+        current = gen == pop.generations[number - 1]
+        dev = Device(self, number, cohort, gen, token) if current and token else None
+        dev = dev or Device(self, number, cohort)
+        if current and pop.installed(number):
             return TokenLookup(TokenState.VALID, dev)
-        dead = self._dead.get((provider, token))
-        if dead is not None:
-            return TokenLookup(TokenState.DEAD, dead[0], dead[1], dead[2])
-        return TokenLookup(TokenState.UNKNOWN)
+        died = pop.death(number, gen)
+        at_ms, reason = died if died is not None else (0, "uninstalled")
+        return TokenLookup(TokenState.DEAD, dev, at_ms, reason)
 
     def note_rejection(self, provider: str, token: str) -> None:
         """A provider core answered a send to a dead token (Unregistered / 410 ...).
@@ -223,12 +190,13 @@ class DeviceRegistry:
         now = self.clock.time()
         rec = self.rejections.get((provider, token))
         if rec is None:
-            dead = self._dead.get((provider, token))
+            found = self.lookup(provider, token)
+            dead = found.state is TokenState.DEAD and found.device is not None
             self.rejections[(provider, token)] = {
                 "provider": provider,
                 "token": token,
-                "device_id": dead[0].id if dead else None,
-                "died_at": dead[1] / 1000 if dead else None,
+                "device_id": found.device.id if dead and found.device else None,
+                "died_at": (found.died_at_ms or 0) / 1000 if dead else None,
                 "first_rejected_at": now,
                 "last_rejected_at": now,
                 "count": 1,
@@ -237,12 +205,18 @@ class DeviceRegistry:
             rec["last_rejected_at"] = now
             rec["count"] += 1
 
-    def live_devices(self, provider: str | None = None) -> list[Device]:
-        return [
-            d
-            for d in self.devices.values()
-            if d.installed and (provider is None or d.provider == provider)
-        ]
+    def live_devices(self, provider: str | None = None) -> Iterator[Device]:
+        """Every installed device (of ``provider``), in minting order."""
+        flags = self.population.flags
+        for cohort, numbers in self.population.numbers(provider):
+            for number in numbers:
+                if flags[number - 1] & 1:
+                    yield Device(self, number, cohort)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per provider: devices installed now (``live``) and ever minted (``total``)."""
+        pop = self.population
+        return {p: {"live": pop.live.get(p, 0), "total": pop.total.get(p, 0)} for p in PROVIDERS}
 
     # -- delivery ---------------------------------------------------------------
 
@@ -251,36 +225,24 @@ class DeviceRegistry:
         now = self.clock.time()
         entry.setdefault("at", now)
         entry["delivered_at"] = now
-        entry.setdefault("token", dev.token)
-        dev.inbox.append(entry)
-        if len(dev.inbox) > 1000:
-            del dev.inbox[: len(dev.inbox) - 1000]
-        self._delivery_seq += 1
-        self.deliveries.append(
-            {
-                "seq": self._delivery_seq,
-                "at": now,
-                "device_id": dev.id,
-                "provider": dev.provider,
-                "token": entry["token"],
-                "message_id": entry.get("message_id"),
-                "correlation_id": entry.get("correlation_id"),
-            }
+        own = dev.token
+        token = entry.setdefault("token", own)
+        self.inboxes.add(dev.number, entry)
+        self.deliveries.add(
+            now,
+            dev.number,
+            dev.generation,
+            None if token == own else token,
+            entry.get("message_id"),
+            entry.get("correlation_id"),
         )
 
     def deliveries_since(self, seq: int, limit: int = 10_000) -> list[dict[str, Any]]:
-        if not self.deliveries or seq >= self._delivery_seq:
-            return []
-        first = self.deliveries[0]["seq"]
-        start = max(0, seq - first + 1)
-        out = []
-        for i in range(start, min(len(self.deliveries), start + limit)):
-            out.append(self.deliveries[i])
-        return out
+        return self.deliveries.since(seq, limit)
 
     @property
     def delivery_seq(self) -> int:
-        return self._delivery_seq
+        return self.deliveries.seq
 
 
 def describe(dev: Device, webpush_base_url: str) -> dict[str, Any]:
@@ -306,16 +268,17 @@ def describe(dev: Device, webpush_base_url: str) -> dict[str, Any]:
         out["token"] = dev.token
         out["project_id"] = dev.app
     else:
-        assert dev.webpush is not None
-        out["token"] = dev.token
+        keys = dev.webpush
+        assert keys is not None
+        token = out["token"] = dev.token
         out["subscription"] = {
             "endpoint": (
-                f"{webpush_base_url}{dev.token}"
+                f"{webpush_base_url}{token}"
                 if webpush_base_url.endswith("/")
-                else f"{webpush_base_url}/wp/{dev.token}"
+                else f"{webpush_base_url}/wp/{token}"
             ),
             "expirationTime": None,
-            "keys": {"p256dh": dev.webpush.p256dh, "auth": dev.webpush.auth},
+            "keys": {"p256dh": keys.p256dh, "auth": keys.auth},
         }
     return out
 

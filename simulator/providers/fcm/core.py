@@ -124,8 +124,6 @@ class FcmCore:
         self.forced = ForcedErrors()
         self.enforce_expiry = True  # False: expired access tokens still work (auth fault "relaxed")
         self._seq = 0
-        self._fids: dict[str, Device] = {}
-        self._fids_built_at: tuple[int, int] = (-1, -1)
 
     # -- authentication -----------------------------------------------------------
 
@@ -244,20 +242,8 @@ class FcmCore:
 
     def lookup_fid(self, fid: str) -> tuple[TokenState, Device | None]:
         """A Firebase installation ID is the part of a registration token before ``:``."""
-        dev = self._fids.get(fid)
-        registry = self.registry
-        mark = (len(registry.devices), registry.feed[-1]["seq"] if registry.feed else 0)
-        if dev is None and mark != self._fids_built_at:  # minted or reinstalled since: re-index
-            for d in registry.devices.values():
-                if d.provider == PROVIDER:
-                    self._fids[d.token.partition(":")[0]] = d
-            self._fids_built_at = mark
-            dev = self._fids.get(fid)
-        if dev is None:
-            return TokenState.UNKNOWN, None
-        if dev.installed and dev.token.partition(":")[0] == fid:
-            return TokenState.VALID, dev
-        return TokenState.DEAD, dev
+        found = self.registry.lookup_fid(fid)
+        return found.state, found.device
 
     def _send_to_token(self, project: str, out: Outbound, validate_only: bool) -> Respond:
         token = out.value
