@@ -187,7 +187,9 @@ class Simulator:
         await site.start()
         self.control_port = int(self._runner.addresses[0][1])
 
-    async def start(self) -> dict[str, str]:
+    async def start(self, *, announce: bool = True) -> dict[str, str]:
+        """Start every part; ``announce=False`` leaves :meth:`announce` to the caller (who
+        starts more first: ``--workers N``'s other processes)."""
         self.faults.begin()  # the run clock starts now
         self.state_lock.acquire()  # StateDirInUse while another simulator serves this DIR
         # holding the lock, any endpoints.json here was left by a killed run: ports nobody uses
@@ -221,9 +223,14 @@ class Simulator:
         set_token_uri(creds, self.endpoints["oauth_token_uri"])
         if self.dashboard is not None:
             self.endpoints.update(await self.dashboard.start())
+        if announce:
+            self.announce()
+        return self.endpoints
+
+    def announce(self) -> None:
+        """Everything is up: write ``DIR/endpoints.json`` and say where it listens."""
         self._write_endpoints()
         log.info("pushsim simulator listening: %s", json.dumps(self.endpoints))
-        return self.endpoints
 
     def _write_endpoints(self) -> None:
         path = self.state_dir / "endpoints.json"

@@ -39,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=1,
-        help="processes serving the APNs listeners on the same ports (SO_REUSEPORT); default 1",
+        help="processes serving every provider listener on the same ports (SO_REUSEPORT); "
+        "default 1",
     )
     parser.add_argument(
         "--real-hosts",
@@ -135,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         if args.workers > 1:
-            from simulator.providers.apns.workers import serve_with_workers
+            from simulator.workers.pool import serve_with_workers
 
             await serve_with_workers(sim, stop, args.workers)
         else:
