@@ -64,6 +64,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run a Locust master and N local workers",
     )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a PostgreSQL database (postgresql://..., on loopback) the reference sender's "
+        "instances share, instead of the throwaway one a store: postgresql scenario starts",
+    )
     parser.add_argument("--seed", type=int, help="seed for tokens, traffic mix and injected chance")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress line while the load runs"
@@ -91,15 +97,37 @@ def _loopback_url(url: str) -> str | None:
     return None
 
 
+def _fleet_error(sc: Scenario, args: argparse.Namespace) -> str | None:
+    """Why the reference sender's flags and the scenario's sender: section do not fit."""
+    if args.store is not None:
+        from loadtests.run.fleet import check_store_url
+
+        if args.target:
+            return "--store: the reference sender's database; --target drives another sender"
+        if (err := check_store_url(args.store)) is not None:
+            return err
+    if sc.crashes and args.target:
+        first = sc.crashes[0]
+        return (
+            f"{sc.source}: faults: {first.id} is a sender_crash, which kills the reference "
+            "sender's instances; --target drives another sender"
+        )
+    return None
+
+
 def describe(sc: Scenario) -> str:
     pop = ", ".join(f"{n} {p}" for p, n in sc.population.devices.items() if n)
     objs = ", ".join(f"{o.name} {o.kind.op} {o.required:g}" for o in sc.objectives) or "none"
     faults = len(sc.faults) if isinstance(sc.faults, list) else (1 if sc.faults else 0)
+    faults += len(sc.crashes)
+    fleet = ""
+    if sc.sender.instances > 1 or sc.sender.store != "sqlite":
+        fleet = f"sender {sc.sender.instances} instance(s) on {sc.sender.store}; "
     return (
         f"{sc.source}: ok: {sc.name}: {pop} devices for {sc.population.users} users; "
         f"{sc.load.shape} load, {sc.load.users} users x {sc.load.rate_text()} "
         f"for {sc.duration:g}s; "
-        f"{faults} fault(s); objectives: {objs}"
+        f"{fleet}{faults} fault(s); objectives: {objs}"
     )
 
 
@@ -113,6 +141,10 @@ def main(args: argparse.Namespace) -> int:
             return 0
     except ScenarioError as exc:
         print(f"pushsim run: {exc}", file=sys.stderr)
+        return 2
+    err = _fleet_error(sc, args)
+    if err:
+        print(f"pushsim run: {err}", file=sys.stderr)
         return 2
     if args.workers < 0 or args.workers > 64:
         print(f"pushsim run: --workers: expected 0-64, got {args.workers}", file=sys.stderr)
@@ -152,6 +184,7 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         dashboard=args.dashboard,
+        store=args.store,
     )
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -201,10 +201,11 @@ class CpuSampler:
 
 
 def role(name: str) -> str:
-    """simulator | sender | locust | harness, from a process's name in the run."""
+    """simulator | sender | locust | harness, from a process's name in the run (each of
+    several sender instances, ``sender-2``, is a sender)."""
     if name.startswith("locust"):
         return "locust"
-    return name
+    return "sender" if name.startswith("sender-") else name
 
 
 def cpu_series(
@@ -276,7 +277,7 @@ def verdict(levels: dict[str, dict[str, float]], cores: int) -> dict[str, Any]:
     sim = peak.get("simulator")
     sim_mean = procs.get("simulator", {}).get("mean")
     share = round(sim_mean / mean_total, 3) if sim_mean is not None and mean_total > 0 else None
-    sender = peak.get("sender")
+    sender = max((v for n, v in peak.items() if role(n) == "sender"), default=None)
     locust = {n: v for n, v in peak.items() if role(n) == "locust"}
     busiest_locust = max(locust.items(), key=lambda kv: kv[1]) if locust else None
     if machine is None:

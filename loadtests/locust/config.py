@@ -29,11 +29,14 @@ def write(
     seed: int,
     control: str,
     log_dir: Path,
+    senders: list[str] | None = None,
 ) -> Path:
-    """Write the run's Locust configuration: the population, URLs and the scenario's load,
-    traffic, device behaviour and the sender's API shape."""
+    """Write the run's Locust configuration: the population, URLs (``senders``: every
+    instance of the sender, when several share the work) and the scenario's load, traffic,
+    device behaviour and the sender's API shape."""
     target = sc.target
     cfg = {
+        "senders": list(senders or []),
         "topic_devices": topic_devices,
         "run_id": run_id,
         "seed": seed,
@@ -49,6 +52,8 @@ def write(
             "target": {
                 "register": asdict(target.register),
                 "notify": asdict(target.notify),
+                "notify_batch": asdict(target.notify_batch) if target.notify_batch else None,
+                "batch_results": target.batch_results,
                 "accepted_status": list(target.accepted_status),
                 "id_field": target.id_field,
             },

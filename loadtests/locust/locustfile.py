@@ -6,7 +6,8 @@
 - :class:`AppServerUser`: an application server triggering notifications through the
   sender's API -- to a user, to explicit tokens or to a topic, with a mix of payload sizes
   and push types -- each carrying ``data.correlation_id`` so that the simulator can say
-  whether it arrived;
+  whether it arrived (:mod:`loadtests.locust.sending` builds and sends them: one per call
+  or ``traffic.batch`` per batch call, spread over the sender's instances when several);
 - :class:`DeviceFleetUser`: the devices' side -- watches the simulator's token feed,
   re-registers reinstalled apps' new tokens with the same ``device_id``, and acknowledges
   a share of received notifications through ``POST /v1/receipts``.
@@ -38,7 +39,7 @@ from locust import (
     task,
 )
 
-from loadtests.locust import config
+from loadtests.locust import config, sending
 from loadtests.scenario.model import LoadShape
 from loadtests.scenario.template import registration_values, render
 
@@ -54,8 +55,8 @@ DURATION = float(SCEN.get("duration", 10))
 CONTROL = str(CONFIG.get("control", "http://127.0.0.1:1"))
 RUN_ID = str(CONFIG.get("run_id", "run"))
 RNG = random.Random(f"{CONFIG.get('seed', 1)}-{os.getpid()}")
-
-PADDING = {"small": 0, "medium": 400, "large": 1500}
+SENDERS: list[str] = [str(u) for u in CONFIG.get("senders") or []]  # several: spread over them
+BATCH = max(1, int(TRAFFIC.get("batch", 1)))  # notifications per call
 
 # The population as this process sees it: device id -> current device record.
 DEVICES: dict[str, dict[str, Any]] = {}
@@ -69,6 +70,7 @@ DEVICE_IDS = sorted(DEVICES)
 TOPIC_DEVICES: dict[str, list[str]] = {
     str(k): [str(d) for d in v] for k, v in (CONFIG.get("topic_devices") or {}).items()
 }
+AUDIENCE = sending.Audience(USERS, DEVICES, DEVICE_IDS, TOPIC_DEVICES)
 CORR_TO_ID: dict[str, str] = {}
 _lock = threading.Lock()
 
@@ -128,17 +130,7 @@ def _flush_logs(**_kw: Any) -> None:
 events.quitting.add_listener(_flush_logs)  # type: ignore[no-untyped-call]
 atexit.register(_flush_logs)
 _counter = itertools.count(1)
-
-
-def pick(weights: dict[str, float]) -> str:
-    keys = list(weights)
-    return RNG.choices(keys, [float(weights[k]) for k in keys])[0]
-
-
-def device_target(dev: dict[str, Any]) -> dict[str, Any]:
-    if dev["provider"] == "webpush":
-        return {"provider": "webpush", "subscription": dev["subscription"]}
-    return {"provider": dev["provider"], "token": dev["token"]}
+_turns = itertools.count()  # each user's first sender instance
 
 
 class FeedWatcher:
@@ -181,7 +173,7 @@ WATCHER = FeedWatcher()
 
 
 def _app_wait() -> Any:
-    rate = float(LOAD.rate_per_user)
+    rate = float(LOAD.rate_per_user) / BATCH  # rate_per_user counts notifications, not calls
     # rate 0: unlimited -- the next request goes as soon as the last one is answered
     return constant_throughput(rate) if rate > 0 else constant(0)
 
@@ -200,84 +192,22 @@ class AppServerUser(FastHttpUser):
     def notify(self) -> None:
         if not USERS:
             return
-        notify_t: dict[str, Any] = TARGET.get("notify", {})
-        kind = pick(TRAFFIC.get("to", {"user": 1.0}))
-        dev_ids: list[str] = []
-        if kind == "user":
-            user_id, dev_ids = RNG.choice(USERS)
-            to: dict[str, Any] = {"user": user_id}
-        elif kind == "tokens":
-            live = [
-                d
-                for d in RNG.sample(DEVICE_IDS, min(len(DEVICE_IDS), 6))
-                if DEVICES[d].get("installed", True)
-            ]
-            chosen = live[: RNG.randint(1, 3)] or DEVICE_IDS[:1]
-            dev_ids = list(chosen)
-            to = {"tokens": [device_target(DEVICES[d]) for d in chosen]}
-        else:
-            topic = RNG.choice(TRAFFIC.get("topics", ["news"]))
-            dev_ids = list(TOPIC_DEVICES.get(topic, ()))
-            to = {"topic": topic}
-        size = pick(TRAFFIC.get("payload", {"small": 1.0}))
-        push_type = pick(TRAFFIC.get("push_type", {"alert": 1.0}))
-        high = RNG.random() < float(TRAFFIC.get("high_priority", 0.8)) and push_type == "alert"
-        corr = f"{RUN_ID}-{os.getpid()}-{next(_counter)}"
-        pad = PADDING.get(size, 0)
-        values: dict[str, Any] = {
-            "to": to,
-            "title": "pushsim",
-            "body": f"{kind} {size} {push_type}",
-            "correlation_id": corr,
-            "pad": ("x" * pad) if pad else None,
-            "priority": "high" if high else "normal",
-            "ttl": int(TRAFFIC.get("ttl", 3600)),
-            "apns": {"push_type": "background", "priority": 5}
-            if push_type == "background"
-            else None,
-            "push_type": push_type,
-            "size": size,
-        }
-        body = render(notify_t.get("body", {}), values)
-        accepted = set(TARGET.get("accepted_status", [200, 201, 202]))
-        started = time.time()
-        t0 = time.perf_counter()
-        with self.client.request(
-            notify_t.get("method", "POST"),
-            notify_t.get("path", "/v1/notifications"),
-            json=body,
-            name=f"notify to {kind}",
-            catch_response=True,
-        ) as resp:
-            ms = (time.perf_counter() - t0) * 1000
-            ok = resp.status_code in accepted
-            nid = None
-            if ok:
-                resp.success()
-                try:
-                    nid = resp.json().get(TARGET.get("id_field", "id"))
-                except ValueError:
-                    nid = None
-            else:
-                resp.failure(f"{resp.status_code}: {resp.text[:200]}")
-        if nid is not None:
-            CORR_TO_ID[corr] = str(nid)
-        SENT_LOG.write(
-            {
-                "c": corr,
-                "t": started,
-                "ms": round(ms, 3),
-                "st": resp.status_code,
-                "ok": ok,
-                "kind": kind,
-                "dev": dev_ids,
-                "nid": nid,
-                "size": size,
-                "push": push_type,
-            }
-        )
+        several = len(SENDERS) > 1  # the same idempotency key if it goes to another instance
+        items = [
+            sending.compose(
+                RNG,
+                TRAFFIC,
+                AUDIENCE,
+                f"{RUN_ID}-{os.getpid()}-{next(_counter)}",
+                idempotent=several,
+            )
+            for _ in range(BATCH)
+        ]
+        for corr, nid in sending.send(self.client, self.instances, TARGET, items, SENT_LOG.write):
+            CORR_TO_ID[corr] = nid
 
     def on_start(self) -> None:
+        self.instances = sending.Instances(SENDERS, first=next(_turns))
         # Without a device fleet in this process, follow the feed here to address live tokens.
         if time.monotonic() - WATCHER.last_poll > 1.0:
             WATCHER.poll(self.client)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from loadtests.judge.measures import parse_prometheus
 from loadtests.run import HarnessError
+from loadtests.run.fleet import combine
 
 
 @dataclass
@@ -18,7 +20,9 @@ class Client:
     http: aiohttp.ClientSession
     metrics_path: str | None = None  # the sender's Prometheus page, if it has one
     control: str = ""  # the simulator's control API, scheme://host:port
-    sender: str = ""  # the sender's API, scheme://host:port
+    sender: str = ""  # the sender's API, scheme://host:port (its first instance)
+    senders: list[str] = field(default_factory=list)  # every instance, when several
+    carried: dict[str, float] = field(default_factory=dict)  # killed instances' counters
 
     async def get_json(self, url: str, limit_s: float = 10.0) -> Any:
         async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=limit_s)) as r:
@@ -34,12 +38,20 @@ class Client:
             return None
 
     async def sender_metrics(self) -> dict[str, float] | None:
-        """The sender's metrics now (None: it has none, or did not answer)."""
+        """The sender's metrics now (None: it has none, or did not answer); with several
+        instances, theirs combined (see :func:`loadtests.run.fleet.combine`)."""
+        if len(self.senders) <= 1:
+            return await self.instance_metrics(self.sender)
+        answers = await asyncio.gather(*(self.instance_metrics(u) for u in self.senders))
+        return combine(list(answers), self.carried)
+
+    async def instance_metrics(self, url: str) -> dict[str, float] | None:
+        """One sender instance's metrics (None: it has none, or did not answer)."""
         if not self.metrics_path:
             return None
         try:
             async with self.http.get(
-                self.sender + self.metrics_path, timeout=aiohttp.ClientTimeout(total=5)
+                url + self.metrics_path, timeout=aiohttp.ClientTimeout(total=5)
             ) as r:
                 if r.status != 200:
                     return None

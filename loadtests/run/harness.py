@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,10 @@ import yaml
 from loadtests.judge.cpu import CpuSampler
 from loadtests.judge.objectives import Verdict
 from loadtests.locust import config as locust_config
-from loadtests.run import HarnessError, faults, judging, population, processes, truth
+from loadtests.run import HarnessError, faults, fleet, judging, population, processes, truth
 from loadtests.run.client import Client
 from loadtests.run.processes import ProcessGroup
+from loadtests.run.progress import Progress
 from loadtests.scenario.model import Scenario
 from simulator.netns.target import TargetCommand
 
@@ -42,6 +42,7 @@ class RunOptions:
     progress: bool = True
     startup_timeout: float = 30.0
     dashboard: bool = False  # the simulator serves its dashboard; the run posts its progress
+    store: str | None = None  # --store URL: the database the sender instances share
 
 
 @dataclass
@@ -62,39 +63,6 @@ class RunResult:
         return all(v.passed for v in self.verdicts)
 
 
-class Progress:
-    """A single status line while the load runs (a line every few seconds when not a TTY)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def show(self, text: str, *, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.tty:
-            sys.stderr.write("\r\x1b[2K" + text)
-            sys.stderr.flush()
-        elif force or now - self.last >= 5.0:
-            sys.stderr.write(text + "\n")
-            sys.stderr.flush()
-            self.last = now
-
-    def done(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    def say(self, text: str) -> None:
-        if self.enabled:
-            if self.tty:
-                sys.stderr.write("\r\x1b[2K")
-            sys.stderr.write(text + "\n")
-            sys.stderr.flush()
-
-
 class Run:
     """One run, in order: start the parts, mint and register the population, arm the
     faults, drive the load, drain, read the ground truth back and judge it."""
@@ -111,6 +79,7 @@ class Run:
         self.metric_samples: list[tuple[float, dict[str, float]]] = []
         self.info: dict[str, Any] = {}
         self.cpu = CpuSampler(self.running_children, {"pushsim run": os.getpid()})
+        self.fleet: fleet.SenderFleet | None = None  # the reference sender, when started here
 
     def running_children(self) -> dict[str, int]:
         """The run's child processes still running, by name (each leads its process group)."""
@@ -133,12 +102,19 @@ class Run:
         return metrics
 
     def write_effective_scenario(self) -> Path:
+        """``OUT/scenario.yaml``, the scenario as run; the file the simulator reads its fault
+        plan from (without the harness's own sender_crash faults, which it does not know)."""
         path = self.out / "scenario.yaml"
         raw = dict(self.sc.raw)
         raw.pop("quick", None)
         raw["seed"] = self.seed
         path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-        return path
+        if not self.sc.crashes:
+            return path
+        for_simulator = self.out / "simulator-scenario.yaml"
+        raw["faults"] = self.sc.faults
+        for_simulator.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        return for_simulator
 
     async def start_parts(self, scenario_file: Path) -> None:
         """The simulator and the sender: ours, started here, or the ones given."""
@@ -167,10 +143,21 @@ class Run:
         elif self.opt.target:
             self.client.sender = self.opt.target.rstrip("/")
         else:
-            self.client.sender = await processes.start_sender(
-                self.procs, self.out, simulator_dir=str(sim_dir), startup_s=self.opt.startup_timeout
-            )
+            await self.start_fleet(str(sim_dir))
         await self.wait_sender_healthy()
+
+    async def start_fleet(self, sim_dir: str) -> None:
+        """The reference sender's instances, on the store the scenario (or --store) names."""
+        shape = self.sc.sender
+        store = await fleet.store_url(self.procs, self.out, shape, self.opt.store)
+        self.fleet = fleet.SenderFleet(
+            self.procs, self.out, sim_dir, shape.instances, store, self.opt.startup_timeout
+        )
+        urls = await self.fleet.start()
+        self.client.sender, self.client.senders = urls[0], urls
+        self.client.carried = self.fleet.carried
+        self.info["sender_instances"] = urls
+        self.info["store"] = fleet.redacted(store) if store else "sqlite"
 
     async def wait_sender_healthy(self) -> None:
         path = self.sc.target.health
@@ -213,6 +200,7 @@ class Run:
                 seed=self.seed,
                 control=client.control,
                 log_dir=self.out / "requests",
+                senders=client.senders,
             )
             metrics_start = await client.sender_metrics()
             self.info.update(await faults.arm(client, sc, post=self.opt.simulator_dir is not None))
@@ -261,7 +249,7 @@ class Run:
             judged.measures,
             judged.verdicts,
             judged.series,
-            faults.on_load_axis(windows, load_started),
+            faults.on_load_axis(windows + (self.fleet.windows if self.fleet else []), load_started),
             self.info,
             judged.cpu,
         )
@@ -281,15 +269,23 @@ class Run:
         started_mono = time.monotonic()
         started = time.time()
         deadline = started_mono + self.sc.duration + 30 + (30 if self.opt.workers else 0)
-        while self.procs.alive(main) and time.monotonic() < deadline:
-            await asyncio.sleep(1.0)
-            el = time.monotonic() - started_mono
-            users = self.sc.load.users_at(el, self.sc.duration)
-            self.progress.show(await self.status_line(started_mono, users))
-            if not self.opt.target and not self.procs.alive("sender"):
-                raise HarnessError(
-                    processes.died("the sender died during the run", self.out / "sender.log")
-                )
+        crashes = self.start_crashes(started_mono)
+        try:
+            while self.procs.alive(main) and time.monotonic() < deadline:
+                await asyncio.sleep(1.0)
+                el = time.monotonic() - started_mono
+                users = self.sc.load.users_at(el, self.sc.duration)
+                self.progress.show(await self.status_line(started_mono, users))
+                death = self.fleet.death() if self.fleet is not None else None
+                if death is not None:
+                    raise HarnessError(death)
+                if crashes is not None and crashes.done():
+                    crashes.result()  # a restart that failed ends the run here
+            if crashes is not None:  # an instance still down comes back before the drain
+                await asyncio.wait_for(crashes, self.opt.startup_timeout + 30)
+        finally:
+            if crashes is not None and not crashes.done():
+                crashes.cancel()
         if self.procs.alive(main):
             self.progress.say("pushsim run: Locust overran its run time; stopping it")
         self.procs.stop(main, grace=10)
@@ -304,6 +300,13 @@ class Run:
                 processes.died(f"Locust failed (exit {rc})", self.out / "locust.log")
             )
         return started, ended
+
+    def start_crashes(self, load_started: float) -> asyncio.Task[None] | None:
+        """The scenario's sender_crash faults, executed while the load runs."""
+        if self.fleet is None or not self.sc.crashes:
+            return None
+        run = self.fleet.run_crashes(self.sc.crashes, load_started, self.client.instance_metrics)
+        return asyncio.create_task(run)
 
     async def status_line(self, started: float, users_hint: int) -> str:
         metrics = await self.sample_metrics()

@@ -77,6 +77,17 @@ class ProcessGroup:
                     proc.wait(timeout=5)
         return proc.returncode
 
+    def kill(self, name: str) -> int | None:
+        """SIGKILL ``name``'s process group at once (a crash, not a stop) and reap it."""
+        proc = self.children.get(name)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        return proc.returncode
+
     def stop_all(self) -> None:
         # Load generators first, then the sender, then the simulator they talk to.
         for name in sorted(self.children, key=_stop_order):
@@ -98,9 +109,9 @@ class ProcessGroup:
 def _stop_order(name: str) -> int:
     if name.startswith("locust"):
         return 0
-    if name == "sender":
+    if name.startswith("sender"):
         return 1
-    return 2
+    return 3 if name == "postgres" else 2
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -171,20 +182,29 @@ async def start_simulator(
 
 
 async def start_sender(
-    procs: ProcessGroup, out: Path, *, simulator_dir: str, startup_s: float
+    procs: ProcessGroup,
+    out: Path,
+    *,
+    simulator_dir: str,
+    startup_s: float,
+    name: str = "sender",
+    port: int = 0,
+    store: list[str] | None = None,
 ) -> str:
-    """Start the reference sender on the simulator's state directory; its URL once up."""
-    ready = out / "sender.ready"
+    """Start the reference sender on the simulator's state directory (as child ``name``,
+    log ``OUT/<name>.log``, on ``port``, 0: any free one; ``store``: its store flags,
+    default ``--db OUT/sender.db``); its URL once up."""
+    ready = out / f"{name}.ready"
+    ready.unlink(missing_ok=True)
     argv = _pushsim(
-        "sender", "--simulator", simulator_dir, "--host", "127.0.0.1", "--port", "0",
-        "--db", str(out / "sender.db"), "--ready-file", str(ready),
+        "sender", "--simulator", simulator_dir, "--host", "127.0.0.1", "--port", str(port),
+        *(store or ["--db", str(out / "sender.db")]), "--ready-file", str(ready),
     )  # fmt: skip
-    procs.start("sender", argv, out / "sender.log")
-    ok = await asyncio.to_thread(
-        wait_for_file, ready, startup_s, alive=lambda: procs.alive("sender")
-    )
+    procs.start(name, argv, out / f"{name}.log")
+    ok = await asyncio.to_thread(wait_for_file, ready, startup_s, alive=lambda: procs.alive(name))
     if not ok:
-        raise HarnessError(died("the sender did not start", out / "sender.log"))
+        what = "the sender" if name == "sender" else f"sender instance {name}"
+        raise HarnessError(died(f"{what} did not start", out / f"{name}.log"))
     for _ in range(20):
         try:
             return str(json.loads(ready.read_text())["url"]).rstrip("/")
