@@ -1,4 +1,4 @@
-"""``DIR/frontdoor.sock``: every provider under its real hostname, on one Unix socket.
+"""The front door: every provider under its real hostname, on one Unix socket.
 
 Unix sockets cross network namespaces, so a process in a namespace of its own (``pushsim
 exec``) reaches the simulator through this socket and a forwarder on its loopback. The
@@ -8,12 +8,14 @@ certificate), then hands each request to the listener its ``:authority`` and pat
 (:func:`simulator.frontdoor.names.route`). The handler answering is that listener's own,
 fault gate included, so what the front door serves is the same ground truth.
 
-``DIR/control.sock`` serves the control API the same way (plain HTTP/1.1).
+A second socket beside it (:func:`~simulator.frontdoor.sockets.control_socket`) serves
+the control API the same way (plain HTTP/1.1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,13 +26,10 @@ from cryptography.hazmat.primitives import serialization
 
 from pushsim.clock import Clock
 from simulator.frontdoor.names import HOSTS, route
-from simulator.frontdoor.sockets import bind_unix
+from simulator.frontdoor.sockets import bind_unix, control_socket, front_door_socket
 from simulator.server.listener import Listener, ListenerOptions, ProviderProtocol
 from simulator.state.credentials import Credentials, issue_leaf, load_ca, server_ssl_context
 from simulator.wire import Action, CloseConnection, Request, json_response
-
-FRONT_DOOR_SOCKET = "frontdoor.sock"
-CONTROL_SOCKET = "control.sock"
 
 _MISDIRECTED = json_response(421, b'{"reason":"MisdirectedRequest"}')
 _REFUSED = CloseConnection(abort=True)
@@ -98,7 +97,7 @@ def sni_context(creds: Credentials) -> ssl.SSLContext:
 
 
 class FrontDoor:
-    """The front door's listener on ``DIR/frontdoor.sock`` and the control API's socket."""
+    """The front door's listener and the control API's socket, for the simulator serving DIR."""
 
     def __init__(self, listeners: Mapping[str, Listener], creds: Credentials, clock: Clock) -> None:
         self.state_dir = creds.state_dir
@@ -109,11 +108,11 @@ class FrontDoor:
 
     @property
     def socket_path(self) -> Path:
-        return self.state_dir / FRONT_DOOR_SOCKET
+        return front_door_socket(self.state_dir)
 
     @property
     def control_socket_path(self) -> Path:
-        return self.state_dir / CONTROL_SOCKET
+        return control_socket(self.state_dir)
 
     async def start(self, control: web.AppRunner | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -134,3 +133,5 @@ class FrontDoor:
             await self._control.stop()
         self.socket_path.unlink(missing_ok=True)
         self.control_socket_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # empty now, unless another start owns it again
+            self.socket_path.parent.rmdir()

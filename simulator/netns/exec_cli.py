@@ -1,7 +1,7 @@
 """``pushsim exec [--state-dir DIR] -- COMMAND ARGS...``: COMMAND with the real hostnames.
 
 COMMAND runs in a network and mount namespace of its own where only loopback exists,
-``/etc/hosts`` maps every real provider name to the simulator (through ``DIR/frontdoor.sock``)
+``/etc/hosts`` maps every real provider name to the simulator (through its front door socket)
 and the pushsim CA is trusted through the environment. A simulator already serving DIR is
 used; with none, one is started for COMMAND's lifetime (its control API stays reachable
 from outside at the URL in ``DIR/endpoints.json``). Exits with COMMAND's exit code.

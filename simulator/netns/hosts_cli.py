@@ -19,14 +19,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def text(state_dir: Path) -> str:
-    from simulator.frontdoor.door import CONTROL_SOCKET, FRONT_DOOR_SOCKET
     from simulator.frontdoor.names import PORTS, hosts_lines
+    from simulator.frontdoor.sockets import control_socket, front_door_socket
     from simulator.netns.sandbox import prepare
     from simulator.state.credentials import ensure_credentials
 
     creds = ensure_credentials(state_dir)
     sandbox = prepare(state_dir, creds.ca_file)
-    door = (state_dir / FRONT_DOOR_SOCKET).resolve()
+    door = front_door_socket(state_dir)
     lines = ["# /etc/hosts (or one --add-host NAME:127.0.0.1 each)", *hosts_lines(), ""]
     lines.append("# environment: trust the pushsim CA beside the system's")
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sandbox.extra_env.items()]
@@ -35,7 +35,7 @@ def text(state_dir: Path) -> str:
         f"#   socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:{door}"
         for port in PORTS
     ]
-    control = (state_dir / CONTROL_SOCKET).resolve()
+    control = control_socket(state_dir)
     lines.append(f"# the control API also answers on {control} (curl --unix-socket)")
     return "\n".join(lines)
 

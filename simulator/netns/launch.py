@@ -1,8 +1,9 @@
 """The simulator a namespace reaches: the one serving DIR, or one started for COMMAND's life.
 
-A simulator serves DIR when ``DIR/endpoints.json`` exists and ``DIR/frontdoor.sock``
-accepts a connection. Otherwise ``pushsim simulator --state-dir DIR --real-hosts`` is
-started as a child (its log in ``DIR/exec/simulator.log``) and stopped when COMMAND ends.
+A simulator serves DIR when ``DIR/endpoints.json`` exists and its front door socket
+(:func:`simulator.frontdoor.sockets.front_door_socket`) accepts a connection. Otherwise
+``pushsim simulator --state-dir DIR --real-hosts`` is started as a child (its log in
+``DIR/exec/simulator.log``) and stopped when COMMAND ends.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from simulator.frontdoor.door import CONTROL_SOCKET, FRONT_DOOR_SOCKET
 from simulator.frontdoor.names import PORTS
-from simulator.frontdoor.sockets import unix_address
+from simulator.frontdoor.sockets import control_socket, front_door_socket, unix_address
 
 START_TIMEOUT = 60.0
 _PROVIDER_ENDPOINTS = ("apns", "apns_sandbox", "fcm", "webpush")
@@ -36,7 +36,7 @@ def serving(state_dir: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(2.0)
         try:
-            s.connect(unix_address(state_dir / FRONT_DOOR_SOCKET))
+            s.connect(unix_address(front_door_socket(state_dir)))
         except OSError:
             return False
     return True
@@ -94,7 +94,7 @@ def forwards(state_dir: Path, endpoints: dict[str, str]) -> dict[int, Path]:
     front door, the control port to the control socket: so the URLs in ``endpoints.json``
     work inside the namespace as they do outside.
     """
-    door, control = state_dir / FRONT_DOOR_SOCKET, state_dir / CONTROL_SOCKET
+    door, control = front_door_socket(state_dir), control_socket(state_dir)
     out: dict[int, Path] = {}
     for name in _PROVIDER_ENDPOINTS:
         url = urlsplit(endpoints.get(name, ""))
