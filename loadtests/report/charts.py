@@ -17,6 +17,7 @@ FAULT_COLORS = {
     "errors": "#fbcfe8",
     "token_churn": "#ddd6fe",
     "auth": "#c7d2fe",
+    "sender_crash": "#fed7aa",  # executed by the harness on a sender instance
 }
 
 LANE_H = 14  # height of one row of fault labels above a chart
