@@ -13,9 +13,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from simulator.parts import ControlRoutes
-from simulator.state.devices import PROVIDERS, Device, DeviceRegistry, describe
-
-MAX_MINT = 100_000
+from simulator.state.devices import PROVIDERS, Device, DeviceRegistry, PopulationFull, describe
+from simulator.state.export import PAGE, csv_chunks, page
 
 
 class ControlHost(Protocol):
@@ -84,10 +83,8 @@ async def mint_devices(request: web.Request) -> web.Response:
             f"provider: expected one of {', '.join(PROVIDERS)}, got {provider!r}", "provider"
         )
     count = body.get("count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_MINT:
-        return bad_request(
-            f"count: expected an integer from 1 to {MAX_MINT}, got {count!r}", "count"
-        )
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return bad_request(f"count: expected a positive integer, got {count!r}", "count")
     app = body.get("app", body.get("bundle_id", body.get("project_id")))
     if app is not None and (not isinstance(app, str) or not app):
         return bad_request("app: expected a non-empty string", "app")
@@ -99,18 +96,109 @@ async def mint_devices(request: web.Request) -> web.Response:
         return bad_request(
             "application_server_key: expected a base64url string", "application_server_key"
         )
-    devices = sim.registry.mint(
-        provider, count, app=app, environment=environment, application_server_key=ask
-    )
-    base = sim.webpush_base_url
-    return web.json_response({"devices": [describe(d, base) for d in devices]}, status=201)
+    try:
+        minted = sim.registry.mint(
+            provider, count, app=app, environment=environment, application_server_key=ask
+        )
+    except PopulationFull as exc:
+        return bad_request(str(exc), "count")
+    first, last = minted[0].number, minted[-1].number
+    doc = _page(sim, provider, first - 1, last, PAGE)
+    if count > PAGE:
+        doc["count"] = count  # the rest: GET doc["next"] (pages of PAGE devices)
+    return web.json_response(doc, status=201)
+
+
+def _page(sim: ControlHost, provider: str | None, after: int, until: int, limit: int) -> Any:
+    devices, more = page(sim.registry, provider, after, until, limit)
+    next_url = None
+    if more is not None:
+        kind = f"provider={provider}&" if provider else ""
+        next_url = f"/_sim/devices?{kind}after={more}&until={until}&limit={limit}"
+    return {"devices": [describe(d, sim.webpush_base_url) for d in devices], "next": next_url}
+
+
+def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                {"error": f"{name}: expected an integer from {low} to {high}", "field": name}
+            ),
+            content_type="application/json",
+        )
+    return int(text)
 
 
 async def list_devices(request: web.Request) -> web.Response:
+    """Every device (of ``provider``) in pages of at most ``limit`` (default and most: PAGE),
+    numbered after ``after`` up to ``until``; ``next`` is the next page's URL, or null."""
     sim = _sim(request)
     provider = request.query.get("provider")
-    devs = [d for d in sim.registry.devices.values() if provider is None or d.provider == provider]
-    return web.json_response({"devices": [describe(d, sim.webpush_base_url) for d in devs]})
+    size = sim.registry.population.size
+    after = _query_int(request, "after", 0, 0, size)
+    until = _query_int(request, "until", size, 0, size)
+    limit = _query_int(request, "limit", PAGE, 1, PAGE)
+    return web.json_response(_page(sim, provider, after, until, limit))
+
+
+async def declare_population(request: web.Request) -> web.Response:
+    """``{"apns": 5000000, ...}``: that many more devices, not returned (read them from
+    ``GET /_sim/population/{provider}.csv`` or in pages from ``GET /_sim/devices``)."""
+    sim = _sim(request)
+    body = await read_json(request)
+    if not isinstance(body, dict) or not body:
+        return bad_request('expected a JSON object of counts, e.g. {"apns": 1000000}')
+    for provider, count in body.items():
+        if provider not in PROVIDERS:
+            return bad_request(f"expected counts for {', '.join(PROVIDERS)}", str(provider))
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return bad_request(f"{provider}: expected a count (0 or more), got {count!r}", provider)
+    room = sim.registry.population.capacity()
+    if sum(body.values()) > room:
+        field = max(body, key=lambda p: body[p])
+        return bad_request(
+            f"{field}: at most {room} more devices fit in this machine's free memory; "
+            f"asked for {sum(body.values())} in all",
+            field,
+        )
+    declared = {}
+    for provider, count in body.items():
+        if count:
+            run = sim.registry.mint(provider, count)
+            declared[provider] = {"count": count, "first": run[0].id, "last": run[-1].id}
+    return web.json_response({"declared": declared, **_population(sim)}, status=201)
+
+
+def _population(sim: ControlHost) -> dict[str, Any]:
+    return {
+        "devices": sim.registry.counts(),
+        "capacity": sim.registry.population.capacity(),
+        "csv": {p: f"/_sim/population/{p}.csv" for p in PROVIDERS},
+    }
+
+
+async def population(request: web.Request) -> web.Response:
+    return web.json_response(_population(_sim(request)))
+
+
+async def population_csv(request: web.Request) -> web.StreamResponse:
+    """The provider's installed devices, one CSV row each, streamed as they are computed."""
+    sim = _sim(request)
+    provider = request.match_info["provider"]
+    if provider not in PROVIDERS:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"no provider {provider!r}"}),
+            content_type="application/json",
+        )
+    resp = web.StreamResponse(headers={"content-type": "text/csv; charset=utf-8"})
+    await resp.prepare(request)
+    for chunk in csv_chunks(sim.registry, provider, sim.webpush_base_url):
+        await resp.write(chunk.encode())
+    await resp.write_eof()
+    return resp
 
 
 async def get_device(request: web.Request) -> web.Response:
@@ -208,6 +296,9 @@ def make_control_app(sim: ControlHost, parts: Iterable[ControlRoutes] = ()) -> w
     app[SIM_KEY] = sim
     app.router.add_post("/_sim/devices", mint_devices)
     app.router.add_get("/_sim/devices", list_devices)
+    app.router.add_post("/_sim/population", declare_population)
+    app.router.add_get("/_sim/population", population)
+    app.router.add_get("/_sim/population/{provider}.csv", population_csv)
     app.router.add_get("/_sim/devices/{device_id}", get_device)
     app.router.add_delete("/_sim/devices/{device_id}", uninstall_device)
     app.router.add_get("/_sim/devices/{device_id}/inbox", device_inbox)
