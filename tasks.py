@@ -55,6 +55,24 @@ def ensure_h2load() -> None:
     )
 
 
+def ensure_postgresql() -> None:
+    """PostgreSQL's server binaries (Debian's postgresql) for the sender's PostgreSQL store:
+    its tests and ``store: postgresql`` scenarios start a throwaway server with them."""
+    if list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or shutil.which("initdb"):
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print("tasks: installing postgresql", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "postgresql"],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def ensure_chromium() -> None:
     """Chromium (Debian's) for the dashboard's browser tests; Playwright drives it as it is."""
     if os.path.exists("/usr/bin/chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
@@ -77,6 +95,7 @@ def main() -> int:
     job, rest = sys.argv[1], sys.argv[2:]
     ensure_venv()
     if job == "run":
+        ensure_postgresql()
         return subprocess.call([str(BIN / "pushsim"), "run", *rest], cwd=ROOT)
     if job == "bench":
         ensure_h2load()
@@ -84,6 +103,7 @@ def main() -> int:
             [str(PY), str(ROOT / "benchmarks" / "simulator_bench.py"), *rest], cwd=ROOT
         )
     ensure_h2load()
+    ensure_postgresql()
     ensure_chromium()
     return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
 
