@@ -4,11 +4,12 @@ The primary process is the simulator as it always is (all listeners, the control
 the registry, the fault plan and its record); N-1 worker processes serve every provider
 listener on the same ports (SO_REUSEPORT: the kernel spreads connections over the N).
 
-- Down, every 50 ms (:mod:`.pool`): the population's delta (devices minted, killed,
+- Down, every 20 ms (:mod:`.pool`): the population's delta (devices minted, killed,
   reinstalled; tokens and Web Push keys are derived from the shared token key, so no
   token is shipped: :mod:`.replica`); each provider's settings; the fault plan and its
   run clock. A token killed by the control API or by churn is dead on every worker at
-  the next sync (50 ms at most).
+  the next sync: 12 ms on average, 22 ms at most over 100 kills measured from the
+  control API's answer to a worker's first 410 (within the 50 ms promised).
 - Up, at the end of each loop turn: deliveries (the primary routes them as the provider
   routes its own: inboxes, offline storage, the delivery log), sends to dead tokens,
   expiries, and every 50 ms the counters of stats and the fault record (:mod:`.tally`).

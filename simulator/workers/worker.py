@@ -42,7 +42,8 @@ from simulator.workers.providers import ProviderWorkers, provider_table
 from simulator.workers.replica import ReplicaRegistry
 from simulator.workers.tally import Tally
 
-SYNC_INTERVAL = 0.05
+SYNC_INTERVAL = 0.02  # the primary's changes reach the workers this often
+COUNTER_INTERVAL = 0.05  # the workers' counters reach the primary this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +225,7 @@ class Worker:
         shipped: Counter[str] = Counter()
         while not self.stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), SYNC_INTERVAL)
+                await asyncio.wait_for(self.stop.wait(), COUNTER_INTERVAL)
             served = link.served - shipped
             shipped.update(served)
             grown = tally.take()

@@ -224,3 +224,44 @@ def test_webpush_on_both_processes_and_churn_reaches_the_worker(
     time.sleep(0.4)
     for c in clients:
         assert c.request(path(subs[1]), headers, body(subs[1]))[0] == 410
+
+
+def test_fault_plan_applies_on_both_processes_and_the_timeline_stays_whole(
+    two: tuple[Path, Endpoints],
+) -> None:
+    state, endpoints = two
+    apns = control(endpoints, "POST", "/_sim/devices", {"provider": "apns", "count": 1})["devices"]
+    headers = [
+        ("authorization", f"bearer {make_token(state)}"),
+        ("apns-topic", "com.example.pushsim"),
+    ]
+    time.sleep(0.2)
+
+    def probe(c: H2Client) -> None:
+        assert c.request(f"/3/device/{apns[0]['token']}", headers)[0] == 200
+
+    clients = spread(endpoints, "apns", probe, ("apns", "delivered"), 4)
+    control(
+        endpoints,
+        "POST",
+        "/_sim/faults",
+        {"id": "down", "kind": "outage", "provider": "apns", "mode": "status", "retry_after": 7},
+    )
+    time.sleep(0.2)  # the plan reaches the worker
+    for c in clients:
+        status, hdrs, body = c.request(f"/3/device/{apns[0]['token']}", headers)
+        assert (status, hdrs.get("retry-after"), json.loads(body)["reason"]) == (
+            503,
+            "7",
+            "ServiceUnavailable",
+        )
+    time.sleep(0.2)  # the worker's counters reach the primary
+    timeline = control(endpoints, "GET", "/_sim/timeline")
+    totals = {(t["fault"], t["outcome"]): t["count"] for t in timeline["totals"]}
+    assert totals[("down", "unavailable")] == len(clients)
+    assert sum(b["count"] for b in timeline["buckets"] if b["fault"] == "down") == len(clients)
+    assert timeline["sends_during_outage"]["apns"] == len(clients)
+    control(endpoints, "DELETE", "/_sim/faults/down")
+    time.sleep(0.2)
+    for c in clients:
+        assert c.request(f"/3/device/{apns[0]['token']}", headers)[0] == 200
