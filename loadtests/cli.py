@@ -120,11 +120,13 @@ def describe(sc: Scenario) -> str:
     objs = ", ".join(f"{o.name} {o.kind.op} {o.required:g}" for o in sc.objectives) or "none"
     faults = len(sc.faults) if isinstance(sc.faults, list) else (1 if sc.faults else 0)
     faults += len(sc.crashes)
+    declared = ", ".join(f"{n:,} {p}" for p, n in sc.population.declared.items() if n)
+    beside = f", beside {declared} declared in the simulator" if declared else ""
     fleet = ""
     if sc.sender.instances > 1 or sc.sender.store != "sqlite":
         fleet = f"sender {sc.sender.instances} instance(s) on {sc.sender.store}; "
     return (
-        f"{sc.source}: ok: {sc.name}: {pop} devices for {sc.population.users} users; "
+        f"{sc.source}: ok: {sc.name}: {pop} devices for {sc.population.users} users{beside}; "
         f"{sc.load.shape} load, {sc.load.users} users x {sc.load.rate_text()} "
         f"for {sc.duration:g}s; "
         f"{fleet}{faults} fault(s); objectives: {objs}"

@@ -182,6 +182,13 @@ class Run:
             await self.start_parts(scenario_file)
             since = await truth.marks(client)
             self.info["deliveries_before"] = since.deliveries_before
+            declared = await population.declare(client, sc)
+            if declared:
+                self.progress.say(
+                    f"pushsim run {sc.name}: declared "
+                    + ", ".join(f"{n:,} {p}" for p, n in declared.items())
+                    + " devices in the simulator"
+                )
             key = population.vapid_public_key(Path(self.info["simulator_dir"]))
             users = await population.mint(client, sc, key)
             await population.register(client, sc, users)

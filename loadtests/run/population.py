@@ -35,6 +35,18 @@ def vapid_public_key(simulator_dir: Path) -> str | None:
         return None
 
 
+async def declare(client: Client, sc: Scenario) -> dict[str, int]:
+    """Declare the scenario's ``population.declared`` devices in the simulator (a large
+    population senders could load from its CSV token tables); what was declared."""
+    counts = {p: n for p, n in sc.population.declared.items() if n > 0}
+    if not counts:
+        return {}
+    async with client.http.post(f"{client.control}/_sim/population", json=counts) as r:
+        if r.status != 201:
+            raise HarnessError(f"declaring {counts}: {r.status} {(await r.text())[:300]}")
+    return counts
+
+
 async def mint(
     client: Client, sc: Scenario, webpush_key: str | None = None
 ) -> list[dict[str, Any]]:

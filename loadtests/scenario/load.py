@@ -38,6 +38,7 @@ PROVIDERS = ("apns", "fcm", "webpush")
 SHAPES = ("steady", "ramp", "spike")
 UNLIMITED = ("unlimited", "max", "no-wait")  # load.rate_per_user: no waits between requests
 MAX_BATCH = 500  # traffic.batch: notifications per POST /v1/notifications:batch
+MAX_DECLARED = 100_000_000  # population.declared, per provider (the simulator checks free memory)
 TOP_LEVEL = (
     "name",
     "description",
@@ -121,7 +122,7 @@ def validate(
     drain = check.duration(top.get("drain_timeout", "20s"), "drain_timeout", minimum=0)
     seed = check.integer(top.get("seed", 1), "seed", minimum=0, maximum=2**63)
 
-    pop = check.mapping(top.get("population"), "population", ("devices", "users"))
+    pop = check.mapping(top.get("population"), "population", ("devices", "users", "declared"))
     devs = check.mapping(pop.get("devices", {"apns": 10}), "population.devices", PROVIDERS)
     devices = {
         p: check.integer(n, f"population.devices.{p}", minimum=0, maximum=100_000)
@@ -132,7 +133,12 @@ def validate(
     users = check.integer(
         pop.get("users", sum(devices.values())), "population.users", minimum=1, maximum=1_000_000
     )
-    population = Population(devices, users)
+    decl = check.mapping(pop.get("declared", {}), "population.declared", PROVIDERS)
+    declared = {
+        p: check.integer(n, f"population.declared.{p}", minimum=0, maximum=MAX_DECLARED)
+        for p, n in decl.items()
+    }
+    population = Population(devices, users, declared)
 
     ld = check.mapping(
         top.get("load"),

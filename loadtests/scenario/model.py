@@ -16,6 +16,9 @@ from loadtests.judge.objectives import Objective
 class Population:
     devices: dict[str, int]  # provider -> count
     users: int  # devices are spread round-robin over this many app users
+    # provider -> count declared in the simulator beside them (POST /_sim/population): the
+    # token table a sender would load from GET /_sim/population/{provider}.csv; not registered
+    declared: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
