@@ -46,6 +46,15 @@ class DriverHost(Protocol):
     def arm_idle(self) -> None:
         """Note activity for the idle timeout."""
 
+    def go_away(
+        self, error_code: int = 0, debug_data: bytes = b"", last_stream_id: int | None = None
+    ) -> None:
+        """GOAWAY, then close."""
+
+    def unprocessed(self, req: Request, reason: str) -> None:
+        """``req`` will never be processed (``reason``: ``refused_stream`` or ``goaway``):
+        the client may safely send it again."""
+
     def close(self) -> None: ...
 
     def abort(self) -> None: ...

@@ -23,6 +23,8 @@ from h2.stream import StreamClosedBy, StreamInputs
 from hpack.hpack import encode_integer
 from hyperframe.frame import RstStreamFrame
 
+from simulator.server.streamlimit import Admit, StreamLimit, StreamRules, initial_limit
+
 
 class _QuietLog:
     """hpack logs every decoded header at DEBUG (about 30 calls per request); when
@@ -74,36 +76,74 @@ H2_CONFIG = h2.config.H2Configuration(
 
 FRAME_HEADER = struct.Struct(">HBBBL")  # RFC 9113 4.1: length (24 bits), type, flags, stream
 
+# Refused streams' requests kept until the driver reports them (one read's worth).
+MAX_HELD_STREAMS = 256
+MAX_HELD_BODY = 65536
+_UNLIMITED = 2**31 - 1
+
 # Response headers whose value is new every time: never indexed, never cached.
 UNIQUE_PER_RESPONSE = frozenset({"apns-id", "apns-unique-id", "location"})
 
 
 class ServerConnection(h2.connection.H2Connection):
-    """h2's connection, refusing streams over MAX_CONCURRENT_STREAMS the way RFC 9113 asks.
+    """h2's connection, holding new streams to a :class:`StreamLimit` the way RFC 9113 asks.
 
-    h2 treats a HEADERS frame that would exceed the limit as a connection error and
-    tears the whole connection down; RFC 9113 section 5.1.2 makes it a stream error.
-    APNs starts a connection at one stream until a valid provider token arrives, and a
-    client that opens more before reading SETTINGS must see REFUSED_STREAM on the extra
-    streams (safe to retry) while the first one is answered.
+    h2 treats a HEADERS frame that would exceed MAX_CONCURRENT_STREAMS as a connection
+    error and tears the whole connection down; RFC 9113 section 5.1.2 makes it a stream
+    error, and section 6.5.3 makes a limit binding only once the client has acknowledged
+    it. So the connection's :class:`StreamLimit` decides: a refused stream gets
+    REFUSED_STREAM (never processed, safe to retry) and its request is kept in
+    :attr:`refused` for the driver to report; a stream over an acknowledged limit on a
+    listener that answers that with GOAWAY (``violation_goaway``) is opened and noted in
+    :attr:`violations`, and the driver sends the GOAWAY once the frames read with it are in
+    (so the request is known); elsewhere it is refused as well.
     """
+
+    def __init__(
+        self,
+        config: h2.config.H2Configuration,
+        limits: StreamLimit | None = None,
+        violation_goaway: bool = False,
+    ) -> None:
+        super().__init__(config=config)
+        self.limits = limits or initial_limit(StreamRules(_UNLIMITED, _UNLIMITED))
+        self.violation_goaway = violation_goaway
+        # refused stream id -> (its header block, the body bytes read with it)
+        self.refused: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
+        self.violations: list[int] = []  # streams opened over an acknowledged limit
+
+    def _receive_settings_frame(self, frame: Any) -> Any:
+        if "ACK" in frame.flags:
+            self.limits.acked(self.highest_inbound_stream_id)
+        return super()._receive_settings_frame(frame)
+
+    def _receive_data_frame(self, frame: Any) -> Any:
+        if self.refused:
+            held = self.refused.get(frame.stream_id)
+            if held is not None and len(held[1]) < MAX_HELD_BODY:
+                held[1].extend(frame.data)
+        return super()._receive_data_frame(frame)
+
+    def _admit(self) -> Admit:
+        limits = self.limits
+        total = self.open_inbound_streams  # h2's walk, which also forgets closed streams
+        since = limits.counts_from()
+        counted = sum(1 for s in self.streams if s > since) if since else total
+        return limits.admit(total, counted)
 
     def _receive_headers_frame(self, frame: Any) -> Any:
         sid = frame.stream_id
-        if sid not in self.streams:
-            limit = self.local_settings.max_concurrent_streams
+        if sid not in self.streams and len(self.streams) >= self.limits.threshold():
             # len(self.streams) bounds the open count from above: only when it reaches the
-            # limit is the exact (and costly: a walk over every stream) count needed.
-            if len(self.streams) + 1 > limit and self.open_inbound_streams + 1 > limit:
+            # threshold is the exact (and costly: a walk over every stream) count needed.
+            verdict = self._admit()
+            if verdict is not Admit.OPEN:
                 if sid <= self.highest_inbound_stream_id:
                     return super()._receive_headers_frame(frame)  # h2's own error
-                self.decoder.decode(frame.data, raw=True)  # keep the HPACK table in step
-                self.highest_inbound_stream_id = sid
-                self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
-                rst = RstStreamFrame(sid)
-                rst.error_code = h2.errors.ErrorCodes.REFUSED_STREAM
-                return [rst], []
-        # Below the limit: h2's handling minus its second walk over every stream.
+                if verdict is Admit.REFUSE or not self.violation_goaway:
+                    return self._refuse(frame)
+                self.violations.append(sid)
+        # h2's handling minus its stream-limit check and second walk over every stream.
         headers = _decode_headers(self.decoder, frame.data)
         events = self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
         stream = self._get_or_create_stream(sid, AllowedStreamIDs(not self.config.client_side))
@@ -115,6 +155,17 @@ class ServerConnection(h2.connection.H2Connection):
             stream_events[0].priority_updated = p_events[0]  # type: ignore[attr-defined]
             stream_events.extend(p_events)
         return frames, events + stream_events
+
+    def _refuse(self, frame: Any) -> Any:
+        sid = frame.stream_id
+        headers = self.decoder.decode(frame.data, raw=True)  # keeps the HPACK table in step
+        if len(self.refused) < MAX_HELD_STREAMS:
+            self.refused[sid] = ([(bytes(k), bytes(v)) for k, v in headers], bytearray())
+        self.highest_inbound_stream_id = sid
+        self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+        rst = RstStreamFrame(sid)
+        rst.error_code = h2.errors.ErrorCodes.REFUSED_STREAM
+        return [rst], []
 
     def send_response(self, stream_id: int, block: bytes, body: bytes) -> bool:
         """Answer an open stream with the encoded header ``block`` (and ``body``, if any),

@@ -23,11 +23,14 @@ import hpack
 
 from simulator.server.driver import DriverHost
 from simulator.server.frames import H2_CONFIG, UNIQUE_PER_RESPONSE, LiteralEncoder, ServerConnection
+from simulator.server.streamlimit import StreamRules, initial_limit
 from simulator.wire import ConnectionInfo, Request, Respond
 
 log = logging.getLogger("pushsim.server")
 
 _STREAM_GONE = (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError)
+_MCS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+_PROTOCOL_ERROR = 1
 
 
 @dataclass
@@ -46,9 +49,13 @@ class H2Driver:
         host: DriverHost,
         transport: asyncio.Transport,
         info: ConnectionInfo,
-        max_concurrent_streams: int,
+        rules: StreamRules,
         initial_window_size: int,
+        violation_debug: bytes | None = None,
     ) -> None:
+        """``rules``: the stream limit (:mod:`~simulator.server.streamlimit`);
+        ``violation_debug``: the GOAWAY debug data for a client over an acknowledged limit
+        (``None``: such a stream is refused instead)."""
         self.host = host
         self.info = info
         info.http_version = "2"
@@ -57,14 +64,16 @@ class H2Driver:
         self._run = host.run
         self._arm_idle = host.arm_idle
         self._batching = False  # responses queued while handling one read are written once
+        self._flush_armed = False
         self._going_away = False
+        self._violation_debug = violation_debug
         self.encoder = LiteralEncoder()
-        conn = ServerConnection(config=H2_CONFIG)
+        conn = ServerConnection(H2_CONFIG, initial_limit(rules), violation_debug is not None)
         conn.encoder = self.encoder  # type: ignore[assignment]  # encode + header_table_size, all h2 uses
         conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+                _MCS: rules.initial,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
             },
@@ -115,7 +124,23 @@ class H2Driver:
             handler = on.get(type(ev))
             if handler is not None and handler(self, ev):
                 return
+        if conn.refused:
+            self._report_refused()
+        if conn.violations:
+            self._violated(conn.violations[0])
         self.flush()
+
+    def _report_refused(self) -> None:
+        """Hand the connection the requests of the streams refused in this read."""
+        refused, self.conn.refused = self.conn.refused, {}
+        for sid, (headers, body) in refused.items():
+            self.host.unprocessed(self._request(sid, _Stream(headers, body)), "refused_stream")
+
+    def _violated(self, stream_id: int) -> None:
+        """A stream over an acknowledged limit: the provider's GOAWAY; it and every stream
+        after it are lost (never processed)."""
+        self.conn.violations.clear()
+        self.host.go_away(_PROTOCOL_ERROR, self._violation_debug or b"", stream_id - 2)
 
     # Event handlers (see _ON_EVENT); True means stop reading this batch.
 
@@ -157,7 +182,14 @@ class H2Driver:
         st = self.streams.get(stream_id)
         if st is None or st.closed:
             return
+        violations = self.conn.violations
+        if violations and stream_id >= violations[0]:
+            return  # lost to the GOAWAY this read ends with
         st.closed = True
+        self._arm_idle()
+        self._run(self._request(stream_id, st))
+
+    def _request(self, stream_id: int, st: _Stream) -> Request:
         method = path = authority = ""
         scheme = "https"
         headers: list[tuple[str, str]] = []
@@ -175,11 +207,9 @@ class H2Driver:
                 headers.append((k.decode("latin-1").lower(), v.decode("utf-8", "replace")))
         if authority:
             headers.append(("host", authority))
-        req = Request(
+        return Request(
             method, path, headers, bytes(st.body), self.info, stream_id, authority, scheme
         )
-        self._arm_idle()
-        self._run(req)
 
     # -- writing ----------------------------------------------------------------
 
@@ -190,7 +220,13 @@ class H2Driver:
         if resp.status < 200 or not self._send_fast(stream_id, resp):
             self._send_h2(stream_id, resp)  # 1xx (informational) responses take h2's path
         if not self._batching:  # inside receive, one write at the end covers all
-            self.flush()
+            if not self._flush_armed:
+                self._flush_armed = True
+                asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_armed = False
+        self.flush()
 
     def _send_fast(self, stream_id: int, resp: Respond) -> bool:
         """The raw-frame path; False (nothing sent, nothing changed) when h2's is needed."""
@@ -283,15 +319,17 @@ class H2Driver:
             self.flush()
         except h2.exceptions.ProtocolError:
             pass
-        # Streams above last_stream_id are lost: never answered.
+        # Streams above last_stream_id are lost: never answered, never processed.
         if last_stream_id is not None:
             for sid in [s for s in self.streams if s > last_stream_id]:
-                self.streams.pop(sid, None)
+                st = self.streams.pop(sid)
+                self.host.unprocessed(self._request(sid, st), "goaway")
 
     def send_pending_settings(self, info: ConnectionInfo) -> None:
         if info.pending_settings is not None:
             try:
                 self.conn.update_settings(info.pending_settings)
+                self.conn.limits.sent(info.pending_settings.get(_MCS))
             except h2.exceptions.ProtocolError:
                 pass
             info.pending_settings = None

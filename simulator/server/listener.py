@@ -26,6 +26,7 @@ from simulator.server.actions import execute
 from simulator.server.driver import Driver
 from simulator.server.http2 import H2Driver
 from simulator.server.http11 import H11Driver
+from simulator.server.streamlimit import StreamRules
 from simulator.wire import Action, ConnectionInfo, Handler, Request, Respond
 
 log = logging.getLogger("pushsim.server")
@@ -42,12 +43,24 @@ _INTERNAL_ERROR = Respond(
 class ListenerOptions:
     """Per-listener transport settings."""
 
-    max_concurrent_streams: int = 1000
+    max_concurrent_streams: int = 1000  # in a connection's first SETTINGS
+    # The most streams a connection may hold open (None: max_concurrent_streams); a
+    # provider that grants more later (APNs, after the first valid token) says how many.
+    stream_ceiling: int | None = None
+    strict_before_ack: bool = False  # a lowered limit binds when sent, not when acknowledged
+    # GOAWAY debug data for a client over an acknowledged limit (None: refuse the stream)
+    stream_violation_debug: bytes | None = None
     initial_window_size: int = 1 << 20
     idle_timeout: float | None = None  # seconds without a request before GOAWAY
     idle_debug_data: bytes = b""
     shutdown_debug_data: bytes = b""
     reuse_port: bool = False  # SO_REUSEPORT: worker processes may bind the same port
+
+
+def stream_rules(opts: ListenerOptions) -> StreamRules:
+    """The stream-limit rules of a new connection to a listener with ``opts``."""
+    ceiling = opts.stream_ceiling or opts.max_concurrent_streams
+    return StreamRules(opts.max_concurrent_streams, ceiling, opts.strict_before_ack)
 
 
 class _Sniffer:
@@ -136,8 +149,9 @@ class ProviderProtocol(asyncio.Protocol):
             self,
             self.transport,
             self.info,
-            opts.max_concurrent_streams,
+            stream_rules(opts),
             opts.initial_window_size,
+            opts.stream_violation_debug,
         )
         self.driver = driver
         driver.start(initial)
@@ -173,6 +187,11 @@ class ProviderProtocol(asyncio.Protocol):
         if req.conn.pending_settings is not None:
             self.driver.send_pending_settings(req.conn)
         execute(self, req, action)
+
+    def unprocessed(self, req: Request, reason: str) -> None:
+        sink = self.listener.on_unprocessed
+        if sink is not None:
+            sink(req, reason)
 
     def abort(self) -> None:
         """Close with a TCP reset (SO_LINGER 0)."""
@@ -245,6 +264,8 @@ class Listener:
         self.options = options or ListenerOptions()
         self.clock = clock or SystemClock()
         self.connections: set[ProviderProtocol] = set()
+        # Told of every request a connection will never process (refused, lost to GOAWAY).
+        self.on_unprocessed: Callable[[Request, str], None] | None = None
         self.server: asyncio.Server | None = None
         self.host = "127.0.0.1"
         self.port = 0

@@ -83,6 +83,7 @@ class ConnectionAuth:
     token_since: float = 0.0  # when the connection switched to it
     team_id: str = ""
     authorized: bool = False  # a valid token (or certificate) was seen: full stream limit granted
+    narrowed: bool = False  # a notification was rejected: the stream limit is down to 1
     cert_checked: bool = False
     cert: CertIdentity | None = None
     cert_error: str = ""

@@ -46,6 +46,8 @@ MAX_VOIP_PAYLOAD = 5120
 SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 SHUTDOWN_DEBUG = b'{"reason":"Shutdown"}'
 IDLE_DEBUG = b'{"reason":"IdleTimeout"}'
+# GOAWAY debug data to a client over an acknowledged stream limit, as APNs words it
+STREAMS_VIOLATED_DEBUG = b"Maximum active streams violated for this endpoint."
 
 _JSON = ("content-type", "application/json")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -57,6 +59,9 @@ class ApnsConfig:
 
     environment: str = "production"  # production | sandbox
     max_concurrent_streams: int = 1000  # granted after the first valid token or certificate
+    # After a rejected notification the connection's limit drops to 1 until the next
+    # accepted one, as APNs does (Apple radar 27870881).
+    narrow_after_rejection: bool = True
     token_update_min_interval: float = 1200.0  # 0 relaxes TooManyProviderTokenUpdates
     device_rate: float = 100.0  # notifications per second one device token may receive...
     device_burst: float = 300.0  # ...with this burst; device_rate 0 disables TooManyRequests
@@ -126,6 +131,28 @@ class ApnsCore:
     # -- the request ----------------------------------------------------------------
 
     def handle(self, req: Request) -> Action:
+        action = self._answer(req)
+        if self.config.narrow_after_rejection and isinstance(action, Respond):
+            self._follow_answer(req, action.status)
+        return action
+
+    def _follow_answer(self, req: Request, status: int) -> None:
+        """The stream limit after an answer on an authorised connection: down to 1 after a
+        rejection (4xx), back to the full limit after the next accepted notification."""
+        auth: ConnectionAuth | None = req.conn.state.get("apns")
+        if auth is None or not auth.authorized:
+            return
+        if 400 <= status < 500:
+            if not auth.narrowed:
+                auth.narrowed = True
+                req.conn.pending_settings = {SETTINGS_MAX_CONCURRENT_STREAMS: 1}
+        elif status == 200 and auth.narrowed:
+            auth.narrowed = False
+            req.conn.pending_settings = {
+                SETTINGS_MAX_CONCURRENT_STREAMS: self.config.max_concurrent_streams
+            }
+
+    def _answer(self, req: Request) -> Action:
         cfg = self.config
         if cfg.fail_with is not None or cfg.draining:
             return self._operator_failure(req)

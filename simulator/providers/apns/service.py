@@ -9,9 +9,11 @@ the whole to the composition root.
 Settings (``GET`` / ``PATCH /_sim/apns/config``): the operator switches of
 :class:`~simulator.providers.apns.core.ApnsConfig` (both environments, or
 ``{"environment": "sandbox", ...}`` for one) plus ``idle_timeout`` (seconds, ``null`` for
-none) and ``initial_streams`` (the MAX_CONCURRENT_STREAMS a new connection starts with;
-APNs' 1 by default: clients such as h2load that open many streams before reading the
-server's SETTINGS need more).
+none), ``initial_streams`` (the MAX_CONCURRENT_STREAMS a new connection starts with,
+APNs' 1 by default) and ``strict_before_ack`` (false: a limit binds once the client has
+acknowledged it, and streams opened in a first flight before the client could read it are
+served; true: streams over a limit not yet acknowledged are refused, as clients such as
+h2load that burst on connect then see).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from simulator.providers.apns.certs import mint_push_certificate
 from simulator.providers.apns.core import (
     IDLE_DEBUG,
     SHUTDOWN_DEBUG,
+    STREAMS_VIOLATED_DEBUG,
     ApnsConfig,
     ApnsCore,
     ApnsState,
@@ -107,19 +110,22 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "device_burst": _non_negative,
     "fail_with": _fail_with,
     "draining": _flag,
+    "narrow_after_rejection": _flag,
+    "strict_before_ack": _flag,
 }
 
 # settings of the listener rather than the core (applied to ListenerOptions)
 _OPTION_SETTERS: dict[str, Callable[[ListenerOptions, Any], None]] = {
     "initial_streams": lambda opts, v: setattr(opts, "max_concurrent_streams", v),
     "idle_timeout": lambda opts, v: setattr(opts, "idle_timeout", None if v is None else float(v)),
+    "strict_before_ack": lambda opts, v: setattr(opts, "strict_before_ack", v),
 }
 _CONFIG_CASTS: dict[str, Callable[[Any], Any]] = {"max_concurrent_streams": int}
 
 
 def _unknown(name: str) -> str:
     known = {f.name for f in fields(ApnsConfig)} - {"environment"}
-    expected = ", ".join(sorted(known | {"idle_timeout"}))
+    expected = ", ".join(sorted(known | {"idle_timeout", "strict_before_ack"}))
     return f"{name}: unknown setting (expected one of {expected}, initial_streams)"
 
 
@@ -173,6 +179,8 @@ class ApnsService:
         self.options = {
             env: ListenerOptions(
                 max_concurrent_streams=1,  # until the first valid token or certificate
+                stream_ceiling=self.cores[env].config.max_concurrent_streams,
+                stream_violation_debug=STREAMS_VIOLATED_DEBUG,
                 idle_timeout=DEFAULT_IDLE_TIMEOUT,
                 idle_debug_data=IDLE_DEBUG,
                 shutdown_debug_data=SHUTDOWN_DEBUG,
@@ -261,6 +269,7 @@ class ApnsService:
                 **asdict(core.config),
                 "idle_timeout": self.options[env].idle_timeout,
                 "initial_streams": self.options[env].max_concurrent_streams,
+                "strict_before_ack": self.options[env].strict_before_ack,
             }
             for env, core in self.cores.items()
         }
@@ -285,4 +294,6 @@ class ApnsService:
                 else:
                     cast = _CONFIG_CASTS.get(name)
                     setattr(self.cores[env].config, name, cast(value) if cast else value)
+            # a new connection may hold open as many streams as it may be granted
+            self.options[env].stream_ceiling = self.cores[env].config.max_concurrent_streams
         return None

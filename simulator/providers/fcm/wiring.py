@@ -23,7 +23,10 @@ from simulator.providers.fcm.router import FcmRouter
 from simulator.server.listener import ListenerOptions
 from simulator.state.credentials import Credentials
 
-MAX_CONCURRENT_STREAMS = 1000
+# FCM's HTTP/2 front end allows 100 streams per connection and answers a client over that
+# with GOAWAY exceeded_max_concurrent_streams (firebase-admin-node #2943).
+MAX_CONCURRENT_STREAMS = 100
+STREAMS_EXCEEDED_DEBUG = b"exceeded_max_concurrent_streams"
 
 
 def build_fcm(host: PartHost, creds: Credentials, token_uri: Callable[[], str]) -> Contribution:
@@ -47,14 +50,15 @@ def build_fcm(host: PartHost, creds: Credentials, token_uri: Callable[[], str]) 
         router.oauth.config.token_lifetime = policy.oauth_token_lifetime
         core.enforce_expiry = policy.oauth_expiry_enforced
 
-    def register(app: web.Application) -> None:
-        register_control(app, router)
-
-    listener = ListenerPart(
-        router,
-        ListenerOptions(max_concurrent_streams=MAX_CONCURRENT_STREAMS),
-        FcmFaultAnswers(core),
+    options = ListenerOptions(
+        max_concurrent_streams=MAX_CONCURRENT_STREAMS,
+        stream_violation_debug=STREAMS_EXCEEDED_DEBUG,
     )
+
+    def register(app: web.Application) -> None:
+        register_control(app, router, options)
+
+    listener = ListenerPart(router, options, FcmFaultAnswers(core))
     return Contribution(
         PROVIDER,
         {PROVIDER: listener},
