@@ -8,11 +8,9 @@ All traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,47 +18,17 @@ import aiohttp
 import yaml
 
 from loadtests.judge.cpu import CpuSampler
-from loadtests.judge.objectives import Verdict
 from loadtests.locust import config as locust_config
 from loadtests.run import HarnessError, faults, fleet, judging, population, processes, truth
 from loadtests.run.client import Client
+from loadtests.run.options import RunOptions, RunResult
 from loadtests.run.processes import ProcessGroup
 from loadtests.run.progress import Progress
+from loadtests.run.watch import Watch
 from loadtests.scenario.model import Scenario
 from simulator.netns.target import TargetCommand
 
-
-@dataclass
-class RunOptions:
-    out: Path
-    quick: bool = False
-    target: str | None = None  # someone else's sender
-    target_cmd: str | None = None  # ... started here, in a namespace (simulator.netns.target)
-    simulator_dir: Path | None = None  # an already running simulator (its state dir)
-    workers: int = 0
-    seed: int | None = None
-    progress: bool = True
-    startup_timeout: float = 30.0
-    dashboard: bool = False  # the simulator serves its dashboard; the run posts its progress
-    store: str | None = None  # --store URL: the database the sender instances share
-
-
-@dataclass
-class RunResult:
-    scenario: Scenario
-    out: Path
-    measures: dict[str, Any]
-    verdicts: list[Verdict]
-    series: dict[str, Any]
-    faults: list[dict[str, Any]]
-    info: dict[str, Any] = field(default_factory=dict)
-    cpu: dict[str, Any] = field(
-        default_factory=dict
-    )  # where the time went (see loadtests.judge.cpu)
-
-    @property
-    def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
+__all__ = ["Run", "RunOptions", "RunResult", "default_out", "run"]
 
 
 class Run:
@@ -93,13 +61,6 @@ class Run:
     def client(self) -> Client:
         assert self._client is not None
         return self._client
-
-    async def sample_metrics(self) -> dict[str, float] | None:
-        """The sender's metrics now, kept for the report's retries and queue charts."""
-        metrics = await self.client.sender_metrics()
-        if metrics is not None:
-            self.metric_samples.append((time.time(), metrics))
-        return metrics
 
     def write_effective_scenario(self) -> Path:
         """``OUT/scenario.yaml``, the scenario as run; the file the simulator reads its fault
@@ -180,6 +141,9 @@ class Run:
                 f"(output in {self.out.absolute()}/)"
             )
             await self.start_parts(scenario_file)
+            self.watch = Watch(
+                client, sc, self.out, self.progress, self.info, self.endpoints, self.metric_samples
+            )
             since = await truth.marks(client)
             self.info["deliveries_before"] = since.deliveries_before
             declared = await population.declare(client, sc)
@@ -215,7 +179,7 @@ class Run:
             try:
                 load_started, load_ended = await self.drive_load(config)
                 self.progress.done()
-                await self.drain()
+                await self.watch.drain()
                 self.progress.done()
             finally:
                 self.cpu.stop()
@@ -282,7 +246,7 @@ class Run:
                 await asyncio.sleep(1.0)
                 el = time.monotonic() - started_mono
                 users = self.sc.load.users_at(el, self.sc.duration)
-                self.progress.show(await self.status_line(started_mono, users))
+                self.progress.show(await self.watch.status_line(started_mono, users))
                 death = self.fleet.death() if self.fleet is not None else None
                 if death is not None:
                     raise HarnessError(death)
@@ -314,71 +278,6 @@ class Run:
             return None
         run = self.fleet.run_crashes(self.sc.crashes, load_started, self.client.instance_metrics)
         return asyncio.create_task(run)
-
-    async def status_line(self, started: float, users_hint: int) -> str:
-        metrics = await self.sample_metrics()
-        stats = await self.client.try_json(self.client.control + "/_sim/stats", 2)
-        delivered = (
-            int(stats.get("deliveries", 0)) - self.info.get("deliveries_before", 0) if stats else 0
-        )
-        sent = truth.count_lines(self.out / "requests", "sent-")
-        el = time.monotonic() - started
-        parts = [
-            f"[{el:5.1f}s/{self.sc.duration:g}s] {self.sc.name}: users {users_hint}",
-            f"notifications {sent}",
-            f"device deliveries {delivered}",
-        ]
-        if metrics is not None:
-            q = metrics.get("pushsim_sender_queue_depth")
-            if q is not None:
-                parts.append(f"queue {int(q)}")
-            r = metrics.get("pushsim_sender_retries_total")
-            if r is not None:
-                parts.append(f"retries {int(r)}")
-        await self.post_progress("load", el, users=users_hint, sent=sent, delivered=delivered)
-        return "  ".join(parts)
-
-    async def post_progress(self, phase: str, elapsed: float, **counts: int) -> None:
-        """The run's progress for the simulator's dashboard, when it serves one (see
-        :mod:`simulator.dashboard.progress`): each objective's running value where known."""
-        if "dashboard" not in self.endpoints:
-            return
-        from simulator.dashboard import progress as dash
-
-        known = dash.running_measures(elapsed, counts.get("sent", 0), counts.get("delivered", 0))
-        objectives = [
-            (o.name, o.kind.op, o.required, o.kind.unit, o.kind.measure) for o in self.sc.objectives
-        ]
-        doc = dash.progress_document(
-            self.sc.name, phase, elapsed, self.sc.duration, dash.valued(objectives, known), **counts
-        )
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self.client.http.post(f"{self.client.control}/_sim/run/progress", json=doc):
-                pass
-
-    async def drain(self) -> None:
-        """Wait (bounded) until the sender's queue is empty and deliveries stop arriving."""
-        deadline = time.monotonic() + self.sc.drain_timeout
-        stable_since: float | None = None
-        last = -1
-        while time.monotonic() < deadline:
-            stats = await self.client.try_json(self.client.control + "/_sim/stats", 2)
-            count = int(stats.get("deliveries", 0)) if stats else -1
-            metrics = await self.sample_metrics()
-            queue = metrics.get("pushsim_sender_queue_depth", 0.0) if metrics is not None else 0.0
-            if queue == 0 and count == last:
-                stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= 1.0:
-                    return
-            else:
-                stable_since = None
-            last = count
-            self.progress.show(f"draining: queue {int(queue)}, simulator deliveries {count}")
-            await asyncio.sleep(0.25)
-        self.progress.say(
-            f"pushsim run: the sender did not drain within {self.sc.drain_timeout:g}s"
-        )
-        self.info["drain_timed_out"] = True
 
 
 def run(scenario: Scenario, options: RunOptions) -> RunResult:
