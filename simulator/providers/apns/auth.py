@@ -90,6 +90,19 @@ class ConnectionAuth:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+def issued_at(value: object) -> float | None:
+    """A provider token's ``iat`` in seconds, or ``None`` when it is not one. APNs takes a
+    number or a string of decimal digits (``"1764614400"``, as a maintained client has sent
+    it for years); anything else is an InvalidProviderToken."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return float(value)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class CertIdentity:
     """A client certificate's push identity."""
@@ -164,16 +177,16 @@ class ProviderTokenVerifier:
             claims = decode_signed(token, key.public_key, "ES256")
         except jwt.PyJWTError:
             return TokenCheck("InvalidProviderToken")
-        iss, iat = claims.get("iss"), claims.get("iat")
-        if not isinstance(iss, str) or not isinstance(iat, (int, float)) or isinstance(iat, bool):
+        iss, iat = claims.get("iss"), issued_at(claims.get("iat"))
+        if not isinstance(iss, str) or iat is None:
             return TokenCheck("InvalidProviderToken")
         if iss != key.team_id:
             return TokenCheck(
                 "UnrelatedKeyIdInToken" if iss in self.teams else "InvalidProviderToken"
             )
         if kid in self.revoked:
-            return TokenCheck("Forbidden", kid, iss, float(iat))
-        return TokenCheck("", kid, iss, float(iat), key.environment)
+            return TokenCheck("Forbidden", kid, iss, iat)
+        return TokenCheck("", kid, iss, iat, key.environment)
 
     def check(self, token: str, now: float, environment: str = "") -> TokenCheck:
         result = self._cache.get(token)

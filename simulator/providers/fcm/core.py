@@ -236,6 +236,11 @@ class FcmCore:
             return FcmError("THIRD_PARTY_AUTH_ERROR", "Auth error from APNS or Web Push Service")
         return None
 
+    def _validated(self, project: str) -> Respond:
+        """A ``validate_only`` send that passed: FCM names no real message."""
+        self.stats.count(PROVIDER, "validated")
+        return self._ok(f"projects/{project}/messages/fake_message_id")
+
     def _next_name(self, project: str, now: float) -> str:
         self._seq += 1
         return f"projects/{project}/messages/0:{int(now * 1_000_000)}%{self._seq:016x}"
@@ -265,11 +270,10 @@ class FcmCore:
         problem = self._third_party_problem(project, out, dev)
         if problem is not None:
             return self.fail(problem)
+        if validate_only:
+            return self._validated(project)
         now = self.clock.time()
         name = self._next_name(project, now)
-        if validate_only:
-            self.stats.count(PROVIDER, "validated")
-            return self._ok(name)
         over = self.quotas.check(project, dev.id, out.collapse_key is not None, now)
         if over is not None:
             which, wait = over
@@ -290,11 +294,10 @@ class FcmCore:
         problem = self._third_party_problem(project, out, None)
         if problem is not None:
             return self.fail(problem)
+        if validate_only:
+            return self._validated(project)
         now = self.clock.time()
         name = self._next_name(project, now)
-        if validate_only:
-            self.stats.count(PROVIDER, "validated")
-            return self._ok(name)
         over = self.quotas.check(project, None, False, now)
         if over is not None:
             return self.fail(
