@@ -3,6 +3,9 @@
 The providers and credentials come from a running simulator's state directory
 (``--simulator DIR``) or from an explicit config file (``--config FILE``, format in
 :mod:`sender.config.file`); flags given here win over the file's ``sender:`` settings.
+
+The store is SQLite by default (``--db PATH``, or ``--store sqlite:PATH``), or PostgreSQL
+(``--store postgresql://user@host:port/db``), which any number of instances share.
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="SQLite database (default DIR/sender.db, or the config's sender.db)",
     )
     parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="postgresql://user@host:port/db (shared by every instance on it) or sqlite:PATH"
+        " (the default, as --db)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        help="PostgreSQL: seconds before a dead instance's deliveries are taken over (default 5)",
+    )
+    parser.add_argument(
         "--ready-file", type=Path, default=None, help='write {"url", "pid"} here once listening'
     )
     parser.add_argument(
@@ -79,6 +95,10 @@ def load_config(args: argparse.Namespace) -> SenderConfig:
     overrides: dict[str, Any] = {}
     if args.deadline is not None:
         overrides["deadline"] = args.deadline
+    if args.lease is not None:
+        overrides["lease"] = args.lease
+    if args.store is not None and not args.store.startswith("sqlite:"):
+        overrides["store_url"] = args.store
     if args.durability is not None:
         overrides["synchronous"] = "FULL" if args.durability == "power" else "NORMAL"
     if args.config is not None:
@@ -122,6 +142,21 @@ async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
         await runner.cleanup()
 
 
+def store_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--store`` / ``--db`` / ``--lease`` (None: nothing)."""
+    if args.store is not None:
+        if args.db is not None:
+            return "--store and --db: give one of them (--db PATH is --store sqlite:PATH)"
+        if args.store.startswith("sqlite:"):
+            if not args.store[len("sqlite:") :]:
+                return "--store: expected sqlite:PATH with a path"
+        elif not args.store.startswith(("postgresql://", "postgres://")):
+            return f"--store: expected postgresql://... or sqlite:PATH, got {args.store!r}"
+    if args.lease is not None and not 0.5 <= args.lease <= 3600:
+        return f"--lease: expected 0.5-3600 seconds, got {args.lease}"
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
     from pushsim.process import install_uvloop, validate_loopback
 
@@ -146,6 +181,12 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = store_problem(args)
+    if problem:
+        print(f"pushsim sender: {problem}", file=sys.stderr)
+        return 2
+    if args.store is not None and args.store.startswith("sqlite:"):
+        args.db = Path(args.store[len("sqlite:") :])
     if args.db is not None and args.db.is_dir():
         print(f"pushsim sender: --db: expected a file, {args.db} is a directory", file=sys.stderr)
         return 2
@@ -163,9 +204,14 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"pushsim sender: {exc}", file=sys.stderr)
         return 2
+    from sender.storage.backend import StoreUnavailable
+
     install_uvloop()
     try:
         asyncio.run(_serve(args, config))
+    except StoreUnavailable as exc:
+        print(f"pushsim sender: --store: {exc}", file=sys.stderr)
+        return 2
     except sqlite3.Error as exc:
         print(f"pushsim sender: --db: cannot open the database: {exc}", file=sys.stderr)
         return 1

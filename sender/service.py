@@ -1,17 +1,22 @@
-"""The sender core: token store, outbox, provider clients and dispatcher, wired together.
+"""The sender core: store, provider clients and dispatcher, wired together.
 
 :class:`Sender` is what the HTTP API drives and what the benchmark measures directly:
-``await sender.accept(request)`` resolves the targets, writes the notification to the
-outbox (committed before it returns) and hands its deliveries to the dispatcher.
+``await sender.accept(request)`` (or :meth:`Sender.accept_many` for a batch, one commit)
+resolves the targets, writes the notification to the outbox (committed before it returns)
+and hands its deliveries to the dispatcher. The store is SQLite (one process) or
+PostgreSQL (several instances sharing the work): :func:`open_storage`. To the store the
+sender is a :class:`~sender.storage.backend.Local`: it takes the work it is given (left
+from before a restart, or claimed from the shared queue), pauses while the database is
+away, and follows what the other instances report.
 """
 
 from __future__ import annotations
 
 import random
-import uuid
 from typing import Any
 
 from pushsim.clock import Clock, SystemClock
+from sender import intake
 from sender.api.validate import NotificationRequest, ValidationError
 from sender.config.settings import SenderConfig
 from sender.dispatch.dispatcher import Dispatcher
@@ -19,20 +24,21 @@ from sender.dispatch.job import Job, Prepared, ProviderClient
 from sender.metrics import SenderMetrics
 from sender.policy.retry import RetryPolicy
 from sender.providers.apns import ApnsProvider
-from sender.providers.payload import (
-    FCM_LIMIT,
-    FCM_TOPIC_LIMIT,
-    WEBPUSH_PLAINTEXT_LIMIT,
-    apns_limit,
-    apns_payload,
-    fcm_size,
-    message_from_json,
-    webpush_plaintext,
-)
-from sender.storage.db import connect
-from sender.storage.outbox import DeliveryRow, NotificationRow, Outbox
-from sender.storage.tokens import SqliteTokenStore
+from sender.providers.payload import message_from_json
+from sender.storage.backend import Storage, Work
+from sender.storage.sqlite import SqliteStorage
 from sender.transport.pool import client_ssl_context
+
+Accepted = tuple[str, int, bool]  # notification id, targets (-1: duplicate), duplicate
+
+
+def open_storage(config: SenderConfig, clock: Clock) -> Storage:
+    """The store the config names: PostgreSQL for a ``store_url``, else SQLite."""
+    if config.store_url:
+        from sender.storage.pg.store import PgStorage
+
+        return PgStorage(config, clock)
+    return SqliteStorage(config, clock)
 
 
 class Sender:
@@ -48,17 +54,14 @@ class Sender:
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.metrics = SenderMetrics()
-        self.db = connect(config.db_path, config.synchronous)
-        self.store = SqliteTokenStore(self.db, self.clock)
-        self.outbox = Outbox(
-            self.db,
-            self.clock,
-            flush_interval=config.flush_interval,
-            before_commit=self.store.flush,
-        )
+        self.storage = open_storage(config, self.clock)
+        self.store = self.storage.tokens
         self._clients = clients
         self.dispatcher: Dispatcher | None = None
         self.recovered = 0
+        # With other instances on the store: beyond this many open deliveries, accepted
+        # ones are left for whichever instance has room.
+        self.high_water = 4 * sum(lim.concurrency for lim in config.limits.values())
 
     def _build_clients(self) -> dict[str, ProviderClient]:
         cfg = self.config
@@ -95,12 +98,13 @@ class Sender:
         return clients
 
     async def start(self) -> None:
+        await self.storage.open()
         clients = self._clients if self._clients is not None else self._build_clients()
         cfg = self.config
         self.dispatcher = Dispatcher(
             clients,
-            self.outbox,
-            self.store,
+            self.storage.recorder,
+            self.storage.tokens,
             self.metrics,
             self.clock,
             self.rng,
@@ -108,137 +112,129 @@ class Sender:
             retry=RetryPolicy(cfg.max_attempts, cfg.backoff_base, cfg.backoff_cap),
             breaker_threshold=cfg.breaker_threshold,
             breaker_open_for=cfg.breaker_open_for,
+            peers=self.storage.peers,
         )
         self.dispatcher.start()
-        self._recover()
+        await self.storage.start_work(self)
 
-    def _recover(self) -> None:
-        """Re-queue every delivery accepted before a restart and not yet finished."""
+    async def stop(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        await self.storage.close()
+
+    # -- what the store drives (sender.storage.backend.Local) ------------------------
+
+    def take(self, work: Work) -> None:
+        """Dispatch deliveries accepted before (a restart, or another instance)."""
         assert self.dispatcher is not None
         now = self.clock.time()
         policy = self.dispatcher.retry
-        for n, rows in self.outbox.unfinished():
+        for n, rows in work:
             prep = Prepared(n.id, message_from_json(n.message), n.created_at, n.deadline)
             for row in rows:
                 self.dispatcher.submit(Job(row, prep, policy), delay=max(0.0, row.next_at - now))
                 self.recovered += 1
 
-    async def stop(self) -> None:
+    def room(self) -> int:
+        return 0 if self.dispatcher is None else max(0, self.high_water - self.open_jobs)
+
+    def pause(self) -> None:
         if self.dispatcher is not None:
-            await self.dispatcher.stop()
-        self.outbox.close()
-        self.db.close()
+            self.dispatcher.pause()
+
+    def resume(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.resume()
+
+    def abandon(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.abandon()
+
+    def peer_hold(self, provider: str, not_before: float, quota: bool) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.peer_hold(provider, not_before, quota)
+
+    def peer_breaker(self, provider: str, opened: bool, open_for: float) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.peer_breaker(provider, opened, open_for)
 
     # -- accepting ----------------------------------------------------------------
 
-    def _targets(self, req: NotificationRequest) -> list[tuple[str, str, dict[str, Any] | None]]:
-        if req.user is not None:
-            out: list[tuple[str, str, dict[str, Any] | None]] = []
-            for reg in self.store.active_for_user(req.user):
-                if reg.provider == "webpush":
-                    out.append(("webpush", reg.token, reg.subscription))
-                elif reg.provider == "apns" and reg.environment == "sandbox":
-                    out.append(("apns", reg.token, {"environment": "sandbox"}))
-                else:
-                    out.append((reg.provider, reg.token, None))
-            return out
-        if req.topic is not None:
-            return [("fcm", "/topics/" + req.topic, {"topic": req.topic})]
-        seen: set[tuple[str, str]] = set()
-        targets: list[tuple[str, str, dict[str, Any] | None]] = []
-        for t in req.tokens:
-            if (t.provider, t.token) in seen:
-                continue
-            seen.add((t.provider, t.token))
-            if t.provider == "webpush":
-                targets.append(("webpush", t.token, t.subscription))
-            elif t.environment == "sandbox":
-                targets.append((t.provider, t.token, {"environment": "sandbox"}))
-            else:
-                targets.append((t.provider, t.token, None))
-        return targets
-
-    def _check_enabled(self, req: NotificationRequest) -> None:
-        """Refuse explicit targets of a provider this sender has no configuration for."""
-        enabled = self.config.enabled
-        if len(enabled) == 3:
-            return
-        if req.topic is not None and "fcm" not in enabled:
-            raise ValidationError(
-                "to.topic: fcm is not configured on this sender (topics are FCM's)", "to.topic"
-            )
-        for i, t in enumerate(req.tokens):
-            if t.provider not in enabled:
-                name = f"to.tokens[{i}].provider"
-                raise ValidationError(
-                    f"{name}: {t.provider} is not configured on this sender", name
-                )
-
-    @staticmethod
-    def check_size(
-        req: NotificationRequest, providers: set[str], cache: dict[str, Any] | None = None
-    ) -> None:
-        """Refuse payloads over a provider's limit here rather than at the provider.
-
-        The bodies built to measure go into ``cache`` (a :class:`Prepared` cache) for the
-        provider clients to reuse."""
-        msg = req.message
-        where = "data" if msg.data else "notification"
-        cache = {} if cache is None else cache
-        if "apns" in providers:
-            payload = cache["apns_payload"] = apns_payload(msg)
-            size, limit = len(payload), apns_limit(msg)
-            if size > limit:
-                raise ValidationError(
-                    f"APNs payload is {size} bytes, over the {limit}-byte limit", where
-                )
-        if "fcm" in providers:
-            size = fcm_size(msg)
-            limit = FCM_TOPIC_LIMIT if req.topic is not None else FCM_LIMIT
-            if size > limit:
-                raise ValidationError(
-                    f"FCM message is {size} bytes, over the {limit}-byte limit", where
-                )
-        if "webpush" in providers:
-            plaintext = cache["webpush"] = webpush_plaintext(msg)
-            size = len(plaintext)
-            if size > WEBPUSH_PLAINTEXT_LIMIT:
-                raise ValidationError(
-                    f"Web Push payload is {size} bytes, over the {WEBPUSH_PLAINTEXT_LIMIT}-byte"
-                    " limit (4096 with encryption)",
-                    where,
-                )
-
-    async def accept(self, req: NotificationRequest) -> tuple[str, int, bool]:
+    async def accept(self, req: NotificationRequest) -> Accepted:
         """Persist and queue a notification; returns (id, targets, duplicate)."""
+        (result,) = await self.accept_many([req])
+        if isinstance(result, ValidationError):
+            raise result
+        return result
+
+    async def accept_many(
+        self, reqs: list[NotificationRequest]
+    ) -> list[Accepted | ValidationError]:
+        """Persist and queue notifications in one commit; per request its (id, targets,
+        duplicate), or the :class:`ValidationError` that refused it alone.
+        :class:`~sender.storage.backend.StoreUnavailable` when nothing could be committed."""
         assert self.dispatcher is not None
-        if req.idempotency_key:
-            existing = self.outbox.find_idempotent(req.idempotency_key)
-            if existing is not None:
-                return existing, -1, True
-        self._check_enabled(req)
-        targets = self._targets(req)
-        cache: dict[str, Any] = {}
-        self.check_size(req, {p for p, _, _ in targets}, cache)
+        out: list[Accepted | ValidationError | None] = [None] * len(reqs)
+        keys: dict[str, int] = {}  # idempotency key -> the request in this batch holding it
+        for i, req in enumerate(reqs):
+            key = req.idempotency_key
+            if key:
+                existing = self.storage.find_idempotent(key)
+                if existing is not None:
+                    out[i] = (existing, -1, True)
+                elif key not in keys:
+                    keys[key] = i
+        users = list({r.user for i, r in enumerate(reqs) if r.user and out[i] is None})
+        regs = await self.storage.active_for_users(users) if users else {}
         now = self.clock.time()
-        nid = uuid.uuid4().hex
         deadline = now + self.config.deadline
-        rows = [
-            DeliveryRow(
-                self.outbox.next_delivery_id(), nid, provider, token, target, str(uuid.uuid4())
-            )
-            for provider, token, target in targets
-        ]
-        n = NotificationRow(
-            nid, now, req.message.to_json(), deadline, req.idempotency_key, len(rows)
-        )
-        await self.outbox.accept(n, rows)
-        self.metrics.accepted.inc()
-        prep = Prepared(nid, req.message, now, deadline, cache)
+        items: Work = []
+        caches: list[dict[str, Any]] = []
+        where: list[int] = []
+        for i, req in enumerate(reqs):
+            if out[i] is not None or (req.idempotency_key and keys[req.idempotency_key] != i):
+                continue
+            try:
+                intake.check_enabled(req, self.config.enabled)
+                found = intake.targets(req, regs.get(req.user or "", ()))
+                cache: dict[str, Any] = {}
+                intake.check_size(req, {p for p, _, _ in found}, cache)
+            except ValidationError as exc:
+                out[i] = exc
+                continue
+            items.append(intake.rows(req, found, now, deadline, self.storage.next_delivery_id))
+            caches.append(cache)
+            where.append(i)
+        if items:
+            await self._commit(reqs, items, caches, where, out)
+        for i, req in enumerate(reqs):  # a key repeated within the batch: its first holder
+            if out[i] is None and req.idempotency_key:
+                first = out[keys[req.idempotency_key]]
+                out[i] = (first[0], -1, True) if isinstance(first, tuple) else first
+        return [r if r is not None else ValidationError("not accepted", "body") for r in out]
+
+    async def _commit(
+        self,
+        reqs: list[NotificationRequest],
+        items: Work,
+        caches: list[dict[str, Any]],
+        where: list[int],
+        out: list[Accepted | ValidationError | None],
+    ) -> None:
+        assert self.dispatcher is not None
+        owned = self.storage.peers is None or self.open_jobs < self.high_water
+        taken = await self.storage.accept(items, owned=owned)
         policy = self.dispatcher.retry
-        for row in rows:
-            self.dispatcher.submit(Job(row, prep, policy))
-        return nid, len(rows), False
+        for (n, rows), cache, i, existing in zip(items, caches, where, taken, strict=True):
+            if existing is not None:
+                out[i] = (existing, -1, True)
+                continue
+            self.metrics.accepted.inc()
+            out[i] = (n.id, len(rows), False)
+            if owned:
+                prep = Prepared(n.id, reqs[i].message, n.created_at, n.deadline, cache)
+                for row in rows:
+                    self.dispatcher.submit(Job(row, prep, policy))
 
     async def subscribe(self, topic: str, tokens: tuple[str, ...]) -> list[dict[str, str]]:
         """Subscribe FCM tokens to a topic; a token FCM reports gone (NOT_FOUND) is pruned."""
@@ -258,16 +254,19 @@ class Sender:
             results.append({"token": token, "status": "failed", "error": err})
         return results
 
-    def receipt(self, notification_id: str, token: str, event: str) -> bool:
-        if not self.outbox.has_delivery_to(notification_id, token):
+    async def receipt(self, notification_id: str, token: str, event: str) -> bool:
+        if not await self.storage.receipt(notification_id, token, event):
             return False
-        self.outbox.record_receipt(notification_id, token, event)
         self.metrics.receipts.labels(event).inc()
         return True
 
     @property
-    def queue_depth(self) -> int:
+    def open_jobs(self) -> int:
         return 0 if self.dispatcher is None else self.dispatcher.open_jobs
+
+    @property
+    def queue_depth(self) -> int:
+        return self.open_jobs
 
 
 def _has(module: str) -> bool:

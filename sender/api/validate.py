@@ -247,3 +247,43 @@ def topic_subscription_request(topic: str, body: Any) -> TopicSubscription:
         if not isinstance(t, str) or not t or len(t) > 4096:
             raise ValidationError(f"tokens[{i}]: expected a non-empty string", f"tokens[{i}]")
     return TopicSubscription(topic, tuple(dict.fromkeys(tokens)))
+
+
+MAX_BATCH = 500
+
+
+class BatchTooLarge(Exception):
+    """A batch of more notifications than :data:`MAX_BATCH` (the API answers 413)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"notifications: at most {MAX_BATCH} per batch, got {count}")
+        self.count = count
+
+
+def batch_request(body: Any) -> list[NotificationRequest | ValidationError]:
+    """``POST /v1/notifications:batch {"notifications": [notification, ...]}``: each entry
+    its request or its own error (fields prefixed ``notifications[i].``)."""
+    b = _obj(body, "body")
+    entries = b.get("notifications")
+    if not isinstance(entries, list) or not entries:
+        raise ValidationError("notifications: expected a non-empty list", "notifications")
+    if len(entries) > MAX_BATCH:
+        raise BatchTooLarge(len(entries))
+    out: list[NotificationRequest | ValidationError] = []
+    for i, entry in enumerate(entries):
+        try:
+            out.append(notification_request(entry))
+        except ValidationError as exc:
+            out.append(entry_error(i, exc))
+    return out
+
+
+def entry_error(i: int, exc: ValidationError) -> ValidationError:
+    """A batch entry's error, its message and field prefixed with where the entry is."""
+    where = f"notifications[{i}]"
+    if exc.field == "body":
+        return ValidationError(f"{where}: {exc.message.removeprefix('body:').strip()}", where)
+    field = f"{where}.{exc.field}"
+    if exc.message.startswith(exc.field):
+        return ValidationError(f"{where}.{exc.message}", field)
+    return ValidationError(f"{where}: {exc.message}", field)

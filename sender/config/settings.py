@@ -69,6 +69,9 @@ class SenderConfig:
     breaker_open_for: float = 1.0
     flush_interval: float = 0.002  # outbox group-commit window
     synchronous: str = "NORMAL"  # SQLite: NORMAL survives a killed process, FULL power loss
+    # A postgresql:// URL: the store every instance on it shares (None: SQLite at db_path).
+    store_url: str | None = None
+    lease: float = 5.0  # PostgreSQL: seconds an instance's claimed deliveries stay its own
     # Per provider, the CA to trust (None: the system's); a provider not listed uses ca_file.
     ca_files: dict[str, str | None] = field(default_factory=dict)
 

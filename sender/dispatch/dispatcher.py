@@ -10,6 +10,12 @@ Retry-After is honoured for the scope the provider meant (:mod:`sender.policy.ho
 provider- or project-wide answer closes the provider's gate (no request of any delivery,
 queued or probing, starts before the not-before time, then one at a time until the
 provider takes one again); a per-device answer holds only that token.
+
+With other instances on the same database (:class:`sender.dispatch.peers.Peers`) a
+provider-wide hold and the breaker's opening and closing are shared with them, and the
+provider's rate is theirs too. :meth:`Dispatcher.pause` stops new attempts while the
+database is unreachable (outcomes could not be recorded); :meth:`Dispatcher.abandon`
+drops every queued delivery when another instance has taken them over.
 """
 
 from __future__ import annotations
@@ -17,47 +23,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, field
-from typing import Any
 
 from pushsim.clock import Clock
 from sender.config.settings import PROVIDERS, ProviderLimits
-from sender.dispatch.job import Job, ProviderClient
+from sender.dispatch.job import Job, ProviderClient, Recorder
+from sender.dispatch.lane import ProviderLane, release_probe, through_gate
+from sender.dispatch.peers import Peers
 from sender.metrics import SenderMetrics
 from sender.policy.breaker import CircuitBreaker, State
 from sender.policy.classify import Kind, Outcome, transport_failure
-from sender.policy.holdoff import DeviceHolds, Held, HoldScope, ProviderGate, hold_for
+from sender.policy.holdoff import DeviceHolds, Held, Hold, HoldScope, hold_for
 from sender.policy.ratelimit import TokenBucket
 from sender.policy.retry import RetriesExhausted, RetryPolicy
-from sender.storage.outbox import DeliveryRow, Outbox
+from sender.storage.records import DeliveryRow
 from sender.storage.tokens import TokenStore
 
 log = logging.getLogger("pushsim.sender")
-
-
-@dataclass
-class ProviderLane:
-    provider: str
-    limits: ProviderLimits
-    breaker: CircuitBreaker
-    bucket: TokenBucket
-    queue: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)
-    workers: list[asyncio.Task[None]] = field(default_factory=list)
-    breaker_seen: int = -1
-    sends_while_open: int = 0
-    gate: ProviderGate = field(default_factory=ProviderGate)
-    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # This provider's children of the per-delivery metrics (labels() looked up once).
-    sent: Any = None
-    delivered: Any = None
-    latency: Any = None
 
 
 class Dispatcher:
     def __init__(
         self,
         clients: dict[str, ProviderClient],
-        outbox: Outbox,
+        outbox: Recorder,
         store: TokenStore,
         metrics: SenderMetrics,
         clock: Clock,
@@ -67,6 +55,7 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         breaker_threshold: int = 20,
         breaker_open_for: float = 1.0,
+        peers: Peers | None = None,
     ) -> None:
         self.clients = clients
         self.outbox = outbox
@@ -75,16 +64,18 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng
         self.retry = retry or RetryPolicy()
+        self.peers = peers
         self.lanes: dict[str, ProviderLane] = {}
         for provider in PROVIDERS:
             lim = limits.get(provider, ProviderLimits())
+            shared = peers.pacer(provider, lim) if peers is not None and lim.rate > 0 else None
             self.lanes[provider] = ProviderLane(
                 provider,
                 lim,
                 CircuitBreaker(
                     clock, failure_threshold=breaker_threshold, open_for=breaker_open_for
                 ),
-                TokenBucket(clock, lim.rate, lim.burst),
+                shared or TokenBucket(clock, lim.rate, lim.burst),
             )
         for provider, lane in self.lanes.items():
             lane.sent = metrics.sent.labels(provider)
@@ -95,7 +86,9 @@ class Dispatcher:
         metrics.queue_depth.set_function(lambda: self.open_jobs)  # read when scraped
         self._idle = asyncio.Event()
         self._idle.set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._go = asyncio.Event()  # cleared while paused
+        self._go.set()
+        self._timers: dict[asyncio.TimerHandle, Job] = {}
         self.running = False
 
     # -- lifecycle ----------------------------------------------------------------
@@ -111,12 +104,43 @@ class Dispatcher:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        self._go.set()
         tasks = [t for lane in self.lanes.values() for t in lane.workers]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for client in self.clients.values():
             client.close()
+
+    def pause(self) -> None:
+        """Start no new attempt until :meth:`resume` (those in flight finish)."""
+        if self._go.is_set():
+            log.warning("dispatch paused: the database is unreachable")
+        self._go.clear()
+
+    def resume(self) -> None:
+        if not self._go.is_set():
+            log.warning("dispatch resumed")
+        self._go.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._go.is_set()
+
+    def abandon(self) -> int:
+        """Drop every delivery queued or waiting for its retry (another instance owns them
+        now); those in flight finish. Returns how many were dropped."""
+        dropped = len(self._timers)
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        for lane in self.lanes.values():
+            while not lane.queue.empty():
+                lane.queue.get_nowait()
+                dropped += 1
+        for _ in range(dropped):
+            self._finished()
+        return dropped
 
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every submitted delivery is finished; False on timeout."""
@@ -141,11 +165,11 @@ class Dispatcher:
         lane = self.lanes[job.row.provider]
 
         def fire() -> None:
-            self._timers.discard(handle)
+            self._timers.pop(handle, None)
             lane.queue.put_nowait(job)
 
         handle = loop.call_later(delay, fire)
-        self._timers.add(handle)
+        self._timers[handle] = job
 
     def _finished(self) -> None:
         self.open_jobs -= 1
@@ -155,16 +179,36 @@ class Dispatcher:
 
     # -- the send loop --------------------------------------------------------------
 
-    def _breaker_metric(self, lane: ProviderLane) -> None:
+    def _breaker_metric(self, lane: ProviderLane, tell: bool = True) -> None:
         b = lane.breaker
         if b.transitions != lane.breaker_seen:
             lane.breaker_seen = b.transitions
             self.metrics.breaker_state.labels(lane.provider).set(int(b.state))
             log.info("%s circuit breaker %s", lane.provider, b.state.name.lower())
+            if tell and self.peers is not None and b.state is not State.HALF_OPEN:
+                self.peers.breaker(lane.provider, b.state is State.OPEN, b.current_open_for)
+
+    def peer_breaker(self, provider: str, opened: bool, open_for: float) -> None:
+        """Another instance's breaker for ``provider`` opened or closed: follow it."""
+        lane = self.lanes[provider]
+        if opened:
+            lane.breaker.force_open(open_for)
+        else:
+            lane.breaker.force_close()
+        self._breaker_metric(lane, tell=False)
+
+    def peer_hold(self, provider: str, not_before: float, quota: bool) -> None:
+        """Another instance got a provider-wide Retry-After until ``not_before`` (wall)."""
+        lane = self.lanes[provider]
+        mono = self.clock.monotonic() + (not_before - self.clock.time())
+        lane.gate.hold(Hold(HoldScope.PROVIDER, mono, quota))
+        self.metrics.holds.labels(provider).inc()
 
     async def _worker(self, lane: ProviderLane) -> None:
         while True:
             job = await lane.queue.get()
+            if not self._go.is_set():
+                await self._go.wait()
             try:
                 await self._attempt(lane, job)
             except asyncio.CancelledError:
@@ -186,25 +230,25 @@ class Dispatcher:
         self._breaker_metric(lane)
         probe = breaker.state is State.HALF_OPEN
         if self.store.is_dead(row.provider, row.token):
-            self._release_probe(breaker, probe)
+            release_probe(breaker, probe)
             self.metrics.skipped_dead.labels(row.provider).inc()
             self._give_up(job, "dead_token", "token already dead")
             return
         now = self.clock.time()
         if now >= job.prepared.deadline:
-            self._release_probe(breaker, probe)
+            release_probe(breaker, probe)
             self._give_up(job, "dead_lettered", row.last_error or "deadline passed")
             return
         if lane.bucket.rate > 0:
             await lane.bucket.acquire()
         client = self.clients.get(row.provider)
         if client is None:
-            self._release_probe(breaker, probe)
+            release_probe(breaker, probe)
             self._give_up(job, "failed", f"{row.provider} not configured")
             return
-        ticket = await self._through_gate(lane, job)
+        ticket = await through_gate(lane, self.clock, job.prepared.deadline)
         if ticket is None:
-            self._release_probe(breaker, probe)
+            release_probe(breaker, probe)
             self._give_up(job, "dead_lettered", row.last_error or "deadline passed")
             return
         generation, serial = ticket
@@ -221,7 +265,7 @@ class Dispatcher:
         try:
             held = self.device_holds.wait_time(row.provider, row.token, self.clock.monotonic())
             if held > 0:
-                self._release_probe(breaker, probe)
+                release_probe(breaker, probe)
                 self._later(held, job)
                 return
             if breaker.state is State.OPEN:
@@ -232,7 +276,7 @@ class Dispatcher:
                 outcome, status = await client.deliver(job)
             except Held:
                 # Never reached the wire: back through the gate, not an attempt.
-                self._release_probe(breaker, probe)
+                release_probe(breaker, probe)
                 lane.queue.put_nowait(job)
                 return
             finally:
@@ -282,6 +326,9 @@ class Dispatcher:
         if hold.scope is HoldScope.PROVIDER:
             lane.gate.hold(hold)
             self.metrics.holds.labels(row.provider).inc()
+            if self.peers is not None:
+                wall = self.clock.time() + (hold.not_before - self.clock.monotonic())
+                self.peers.held(row.provider, wall, hold.quota)
             log.info(
                 "%s: Retry-After %.1fs (%s): provider paused",
                 row.provider,
@@ -290,47 +337,6 @@ class Dispatcher:
             )
         else:
             self.device_holds.hold(row.provider, row.token, hold, answered)
-
-    async def _through_gate(
-        self, lane: ProviderLane, job: Job
-    ) -> tuple[int, asyncio.Lock | None] | None:
-        """Wait for the provider's gate; (generation, serial lock held or None), or None when
-        the delivery's deadline would pass first."""
-        gate = lane.gate
-        for _ in range(100_000):
-            now = self.clock.monotonic()
-            wait = gate.wait_time(now)
-            if wait > 0:
-                if self.clock.time() + wait >= job.prepared.deadline:
-                    return None
-                await asyncio.sleep(min(wait, 1.0))
-                continue
-            if not gate.careful(now):
-                return gate.admit(), None
-            await lane.serial.acquire()
-            try:
-                # Requests that left before the hold must come back first (bounded: 10 s).
-                for _spin in range(2000):
-                    if gate.in_flight <= 0:
-                        break
-                    await asyncio.sleep(0.005)
-            except BaseException:
-                lane.serial.release()
-                raise
-            now = self.clock.monotonic()
-            if gate.wait_time(now) > 0:
-                lane.serial.release()
-                continue
-            if not gate.careful(now):
-                lane.serial.release()
-                return gate.admit(), None
-            return gate.admit(), lane.serial
-        return None
-
-    @staticmethod
-    def _release_probe(breaker: CircuitBreaker, probe: bool) -> None:
-        if probe:
-            breaker.probes_in_flight = max(0, breaker.probes_in_flight - 1)
 
     def _handle(self, lane: ProviderLane, job: Job, outcome: Outcome) -> None:
         row = job.row

@@ -1,8 +1,8 @@
 """What the dispatcher hands a provider client: one delivery of one prepared notification.
 
-Plain values (and the one Protocol a provider client fills): the dispatcher, the service
-that creates jobs and the provider clients all read them, and this module imports none of
-those.
+Plain values, and the Protocols of what the dispatcher drives (a provider client) and
+writes to (the outbox's :class:`Recorder` side): the dispatcher, the service that creates
+jobs and the provider clients all read them, and this module imports none of those.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sender.policy.classify import Outcome
 from sender.policy.retry import RetryPolicy
 from sender.providers.payload import Message
-from sender.storage.outbox import DeliveryRow
+from sender.storage.records import DeliveryRow
 
 
 @dataclass(slots=True)
@@ -46,3 +46,21 @@ class ProviderClient(Protocol):
     async def deliver(self, job: Job) -> tuple[Outcome, int | None]: ...
 
     def close(self) -> None: ...
+
+
+class Recorder(Protocol):
+    """Where the dispatcher writes what happened (queued, group-committed): the outbox."""
+
+    def update(
+        self,
+        delivery_id: int,
+        status: str,
+        attempts: int,
+        next_at: float = 0.0,
+        last_error: str | None = None,
+        provider_message_id: str | None = None,
+    ) -> None: ...
+
+    def record_attempt(
+        self, delivery_id: int, at: float, status_code: int | None, reason: str, latency_ms: float
+    ) -> None: ...

@@ -99,3 +99,23 @@ class CircuitBreaker:
         if self.consecutive_failures >= self.failure_threshold:
             self.opened_at = now
             self._to(State.OPEN)
+
+    def force_open(self, open_for: float) -> None:
+        """Another instance's breaker for this provider opened: open for ``open_for``
+        seconds from now (an open breaker closing later than that stays as it is)."""
+        now = self.clock.monotonic()
+        if self.state is State.OPEN and self.opened_at + self.current_open_for >= now + open_for:
+            return
+        self.opened_at = now
+        self.current_open_for = max(self.open_for, min(self.max_open_for, open_for))
+        self.probes_in_flight = 0
+        self._to(State.OPEN)
+
+    def force_close(self) -> None:
+        """Another instance's probe succeeded: the provider is taking requests again."""
+        if self.state is State.CLOSED:
+            return
+        self.current_open_for = self.open_for
+        self.consecutive_failures = 0
+        self.probes_in_flight = 0
+        self._to(State.CLOSED)

@@ -19,10 +19,17 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pushsim.clock import Clock
+from sender.storage.records import (
+    DeliveryRow,
+    NotificationRow,
+    notification_doc,
+    overall_status,
+)
+
+__all__ = ["DeliveryRow", "NotificationRow", "Outbox", "overall_status"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -66,33 +73,6 @@ CREATE TABLE IF NOT EXISTS receipts (
 CREATE INDEX IF NOT EXISTS receipts_notification ON receipts (notification_id);
 """
 
-OPEN_STATUSES = ("pending", "retrying")
-TERMINAL_STATUSES = ("delivered", "dead_token", "failed", "dead_lettered")
-
-
-@dataclass(slots=True)
-class DeliveryRow:
-    id: int
-    notification_id: str
-    provider: str
-    token: str
-    target: dict[str, Any] | None
-    message_id: str
-    status: str = "pending"
-    attempts: int = 0
-    next_at: float = 0.0
-    last_error: str | None = None
-
-
-@dataclass(slots=True)
-class NotificationRow:
-    id: str
-    created_at: float
-    message: dict[str, Any]
-    deadline: float
-    idempotency_key: str | None
-    targets: int
-
 
 class Outbox:
     def __init__(
@@ -135,23 +115,30 @@ class Outbox:
 
     async def accept(self, n: NotificationRow, deliveries: list[DeliveryRow]) -> None:
         """Queue a notification and its deliveries; return once they are committed."""
-        self._new_notifications.append(
-            (n.id, n.created_at, json.dumps(n.message), n.deadline, n.idempotency_key, n.targets)
-        )
-        for d in deliveries:
-            self._new_deliveries.append(
-                (
-                    d.id,
-                    d.notification_id,
-                    d.provider,
-                    d.token,
-                    json.dumps(d.target) if d.target else None,
-                    d.message_id,
-                    d.status,
+        await self.accept_many([(n, deliveries)])
+
+    async def accept_many(self, items: list[tuple[NotificationRow, list[DeliveryRow]]]) -> None:
+        """Queue notifications and their deliveries; return once all are committed (in
+        one transaction)."""
+        for n, deliveries in items:
+            self._new_notifications.append(
+                (n.id, n.created_at, json.dumps(n.message), n.deadline, n.idempotency_key,
+                 n.targets)
+            )  # fmt: skip
+            for d in deliveries:
+                self._new_deliveries.append(
+                    (
+                        d.id,
+                        d.notification_id,
+                        d.provider,
+                        d.token,
+                        json.dumps(d.target) if d.target else None,
+                        d.message_id,
+                        d.status,
+                    )
                 )
-            )
-        if n.idempotency_key:
-            self.idempotency[n.idempotency_key] = n.id
+            if n.idempotency_key:
+                self.idempotency[n.idempotency_key] = n.id
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         self._schedule(len(self._new_notifications) >= self.max_batch, self.flush_interval)
@@ -333,43 +320,19 @@ class Outbox:
             (notification_id,),
         ).fetchall()
         ids = [d[0] for d in deliveries]
-        attempts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        attempts: list[Any] = []
         if ids:
             marks = ",".join("?" * len(ids))
-            for a in c.execute(
+            attempts = c.execute(
                 f"SELECT delivery_id, at, status_code, reason, latency_ms FROM attempts"
                 f" WHERE delivery_id IN ({marks}) ORDER BY rowid",
                 ids,
-            ):
-                attempts[a[0]].append(
-                    {"at": a[1], "status_code": a[2], "reason": a[3], "latency_ms": a[4]}
-                )
-        receipts: dict[str, dict[str, float]] = {}
-        for r in c.execute(
+            ).fetchall()
+        receipts = c.execute(
             "SELECT token, event, at FROM receipts WHERE notification_id = ? ORDER BY rowid",
             (notification_id,),
-        ):
-            receipts.setdefault(r[0], {}).setdefault(r[1], r[2])
-        out_deliveries = [
-            {
-                "provider": d[1],
-                "token": d[2],
-                "status": d[3],
-                "message_id": d[4],
-                "provider_message_id": d[5],
-                "last_error": d[6],
-                "attempts": attempts[d[0]],
-                "receipts": receipts.get(d[2], {}),
-            }
-            for d in deliveries
-        ]
-        return {
-            "id": n[0],
-            "status": overall_status([d[3] for d in deliveries], any(attempts.values())),
-            "created_at": n[1],
-            "targets": n[2],
-            "deliveries": out_deliveries,
-        }
+        ).fetchall()
+        return notification_doc(n, deliveries, attempts, receipts)
 
     def has_delivery_to(self, notification_id: str, token: str) -> bool:
         row = self.conn.execute(
@@ -377,18 +340,3 @@ class Outbox:
             (notification_id, token),
         ).fetchone()
         return row is not None
-
-
-def overall_status(statuses: list[str], attempted: bool) -> str:
-    if not statuses:
-        return "failed"
-    if any(s in OPEN_STATUSES for s in statuses):
-        return (
-            "in_progress"
-            if attempted or any(s not in OPEN_STATUSES for s in statuses)
-            else "accepted"
-        )
-    delivered = sum(1 for s in statuses if s == "delivered")
-    if delivered == len(statuses):
-        return "delivered"
-    return "partially_delivered" if delivered else "failed"

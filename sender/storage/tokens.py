@@ -74,39 +74,15 @@ class Registration:
 
 
 class TokenStore(Protocol):
-    """What the sender needs from a registration store (SQLite here; PostgreSQL could follow)."""
-
-    def register(
-        self,
-        user_id: str,
-        provider: str,
-        token: str,
-        *,
-        device_id: str | None = None,
-        app: str | None = None,
-        environment: str | None = None,
-        subscription: dict[str, Any] | None = None,
-    ) -> Registration: ...
-
-    def get(self, registration_id: str) -> Registration | None: ...
-
-    def delete(self, registration_id: str) -> bool: ...
-
-    def list_devices(
-        self, user_id: str | None = None, status: str | None = None
-    ) -> list[Registration]: ...
-
-    def active_for_user(self, user_id: str) -> list[Registration]: ...
-
-    def lookup(self, provider: str, token: str) -> Registration | None: ...
+    """What dispatch needs of the registrations, answered at once (no waiting on I/O): is a
+    token dead, prune one, note a success. The API's side is async, on
+    :class:`sender.storage.backend.Storage`."""
 
     def is_dead(self, provider: str, token: str) -> bool: ...
 
     def mark_dead(self, provider: str, token: str, reason: str) -> bool: ...
 
     def mark_success(self, provider: str, token: str) -> None: ...
-
-    def flush(self) -> None: ...
 
 
 _COLUMNS = (
