@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -70,6 +71,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a PostgreSQL database (postgresql://..., on loopback) the reference sender's "
         "instances share, instead of the throwaway one a store: postgresql scenario starts",
     )
+    parser.add_argument(
+        "--hosts",
+        action="store_true",
+        help="root only: run the simulator, PostgreSQL, each sender instance and each Locust "
+        "process on a host of its own (network namespaces on a private link made for the run "
+        "and deleted after it; nothing routes off the machine)",
+    )
+    parser.add_argument("--hosts-plan", type=Path, help=argparse.SUPPRESS)  # the inner harness
     parser.add_argument("--seed", type=int, help="seed for tokens, traffic mix and injected chance")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress line while the load runs"
@@ -113,6 +122,18 @@ def _fleet_error(sc: Scenario, args: argparse.Namespace) -> str | None:
             "sender's instances; --target drives another sender"
         )
     return None
+
+
+def _on_hosts(sc: Scenario, args: argparse.Namespace) -> int:
+    """``--hosts``: make the run's hosts and run the harness on one of them."""
+    from loadtests.run import harness, onhosts
+
+    err = onhosts.incompatible(args)
+    if err:
+        print(f"pushsim run: {err}", file=sys.stderr)
+        return 2
+    out = args.out or harness.default_out(sc)
+    return onhosts.run_on_hosts(sc, args, out, str(os.getpid()))
 
 
 def describe(sc: Scenario) -> str:
@@ -172,8 +193,12 @@ def main(args: argparse.Namespace) -> int:
             )
             return 2
 
+    if args.hosts:
+        return _on_hosts(sc, args)
+
     from loadtests.report import junit, outputs
     from loadtests.run import HarnessError, harness
+    from loadtests.run.hosts import Plan
 
     out = args.out or harness.default_out(sc)
     options = harness.RunOptions(
@@ -187,6 +212,7 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         dashboard=args.dashboard,
         store=args.store,
+        hosts=Plan.read(args.hosts_plan) if args.hosts_plan else None,
     )
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests.run import HarnessError, processes
+from loadtests.run import processes
 from loadtests.run.processes import ProcessGroup
-from loadtests.scenario.model import SenderCrash, SenderShape
+from loadtests.scenario.model import SenderCrash
 
 Metrics = Callable[[str], Any]  # an instance's URL -> an awaitable of its metrics or None
 
@@ -45,6 +45,7 @@ class SenderFleet:
     members: list[Instance] = field(default_factory=list)
     windows: list[dict[str, Any]] = field(default_factory=list)  # the crashes, as they ran
     carried: dict[str, float] = field(default_factory=dict)  # killed instances' counters
+    bind: dict[str, str] = field(default_factory=dict)  # instance -> its address (else loopback)
 
     def __post_init__(self) -> None:
         if not self.members:
@@ -76,6 +77,7 @@ class SenderFleet:
             name=member.name,
             port=member.port,
             store=self.argv_store(),
+            host=self.bind.get(member.name, "127.0.0.1"),
         )
         member.port = urlsplit(member.url).port or 0
         member.down = False
@@ -173,15 +175,3 @@ def redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
-
-
-async def store_url(
-    procs: ProcessGroup, out: Path, shape: SenderShape, given: str | None
-) -> str | None:
-    """The ``--store`` URL the instances share: ``given`` (``pushsim run --store``), else a
-    throwaway PostgreSQL started for the run when the scenario asks for one; None: SQLite."""
-    if given is not None:
-        return given
-    if shape.store != "postgresql":
-        return None
-    raise HarnessError("store: postgresql needs a PostgreSQL server: pass --store URL")

@@ -19,11 +19,21 @@ import yaml
 
 from loadtests.judge.cpu import CpuSampler
 from loadtests.locust import config as locust_config
-from loadtests.run import HarnessError, faults, fleet, judging, population, processes, truth
+from loadtests.run import (
+    HarnessError,
+    faults,
+    fleet,
+    hosts,
+    judging,
+    population,
+    processes,
+    truth,
+)
 from loadtests.run.client import Client
 from loadtests.run.options import RunOptions, RunResult
 from loadtests.run.processes import ProcessGroup
 from loadtests.run.progress import Progress
+from loadtests.run.store import store_url
 from loadtests.run.watch import Watch
 from loadtests.scenario.model import Scenario
 from simulator.netns.target import TargetCommand
@@ -48,6 +58,11 @@ class Run:
         self.info: dict[str, Any] = {}
         self.cpu = CpuSampler(self.running_children, {"pushsim run": os.getpid()})
         self.fleet: fleet.SenderFleet | None = None  # the reference sender, when started here
+        self.hosts = options.hosts  # each part on a host of its own (pushsim run --hosts)
+
+    def address(self, name: str) -> str:
+        """Where part ``name`` listens: its host's address on the link, else loopback."""
+        return self.hosts.address(name) if self.hosts is not None else "127.0.0.1"
 
     def running_children(self) -> dict[str, int]:
         """The run's child processes still running, by name (each leads its process group)."""
@@ -83,6 +98,9 @@ class Run:
             self.endpoints = processes.existing_simulator(self.opt.simulator_dir)
             sim_dir = self.opt.simulator_dir
         else:
+            if self.hosts is not None:
+                state = self.out / "simulator"
+                hosts.serve_on(state, self.address("simulator"), self.seed)
             self.endpoints, sim_dir = await processes.start_simulator(
                 self.procs,
                 self.out,
@@ -91,6 +109,7 @@ class Run:
                 startup_s=self.opt.startup_timeout,
                 real_hosts=self.opt.target_cmd is not None,
                 dashboard=self.opt.dashboard,
+                host=self.address("simulator"),
             )
         self.info["simulator_dir"] = str(sim_dir)
         if "dashboard" in self.endpoints:
@@ -110,10 +129,15 @@ class Run:
     async def start_fleet(self, sim_dir: str) -> None:
         """The reference sender's instances, on the store the scenario (or --store) names."""
         shape = self.sc.sender
-        store = await fleet.store_url(self.procs, self.out, shape, self.opt.store)
+        link = str(hosts.SUBNET) if self.hosts is not None else None
+        pg_host = self.address("postgres") if shape.store == "postgresql" else "127.0.0.1"
+        store = await store_url(
+            self.procs, self.out, shape, self.opt.store, host=pg_host, clients=link
+        )
         self.fleet = fleet.SenderFleet(
             self.procs, self.out, sim_dir, shape.instances, store, self.opt.startup_timeout
         )
+        self.fleet.bind = {m.name: self.address(m.name) for m in self.fleet.members}
         urls = await self.fleet.start()
         self.client.sender, self.client.senders = urls[0], urls
         self.client.carried = self.fleet.carried
@@ -199,6 +223,9 @@ class Run:
                 self.metric_samples,
             )
             windows = await faults.timeline(client)
+            if self.hosts is not None:  # what crossed each host's interface
+                self.info["hosts"] = {h.role: h.address for h in self.hosts.hosts}
+                self.info["link_traffic"] = await asyncio.to_thread(hosts.traffic, self.hosts)
             await faults.clear_posted(client, self.info.get("faults_posted") or [])
         judged = judging.judge_run(sc, gt, self.cpu)
         self.info.update(
@@ -236,6 +263,7 @@ class Run:
             config=config,
             duration=self.sc.duration,
             workers=self.opt.workers,
+            bind=self.address("locust"),
         )
         started_mono = time.monotonic()
         started = time.time()
@@ -290,7 +318,7 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
     for stale in ("sender.ready", "sender.db", "sender.db-wal", "sender.db-shm"):
         (options.out / stale).unlink(missing_ok=True)
     (options.out / "simulator" / "endpoints.json").unlink(missing_ok=True)
-    with ProcessGroup() as procs:
+    with ProcessGroup(options.hosts.prefix if options.hosts is not None else None) as procs:
         runner = Run(scenario, options, procs)
         return asyncio.run(runner.main())
 

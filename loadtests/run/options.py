@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.judge.objectives import Verdict
+from loadtests.run.hosts import Plan
 from loadtests.scenario.model import Scenario
 
 
@@ -23,6 +24,7 @@ class RunOptions:
     startup_timeout: float = 30.0
     dashboard: bool = False  # the simulator serves its dashboard; the run posts its progress
     store: str | None = None  # --store URL: the database the sender instances share
+    hosts: Plan | None = None  # --hosts: each part on a host of its own (a network namespace)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -33,9 +34,15 @@ LOCUSTFILE = Path(_LOCUST_SPEC.origin)
 
 
 class ProcessGroup:
-    def __init__(self) -> None:
+    """The run's children by name. ``prefix(name)``, when given, is put before each child's
+    command line (``ip netns exec NS``: the part runs on its host, see
+    :mod:`loadtests.run.hosts`); ``cleanups`` run after every child is stopped."""
+
+    def __init__(self, prefix: Callable[[str], list[str]] | None = None) -> None:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
+        self.prefix = prefix
+        self.cleanups: list[Callable[[], None]] = []
 
     def start(
         self,
@@ -47,6 +54,8 @@ class ProcessGroup:
     ) -> subprocess.Popen[bytes]:
         log = open(log_path, "ab")
         self._logs.append(log)
+        if self.prefix is not None:
+            argv = [*self.prefix(name), *argv]
         proc = subprocess.Popen(
             argv,
             stdout=log,
@@ -96,6 +105,8 @@ class ProcessGroup:
             with contextlib.suppress(OSError):
                 log.close()
         self._logs.clear()
+        while self.cleanups:
+            self.cleanups.pop()()
 
     def __enter__(self) -> ProcessGroup:
         return self
@@ -157,12 +168,13 @@ async def start_simulator(
     startup_s: float,
     real_hosts: bool = False,
     dashboard: bool = False,
+    host: str = "127.0.0.1",
 ) -> tuple[dict[str, str], Path]:
     """Start ``pushsim simulator`` (with the scenario's fault plan, if given); its endpoints
     and state directory once it has written ``endpoints.json``."""
     state = out / "simulator"
     argv = _pushsim(
-        "simulator", "--state-dir", str(state), "--host", "127.0.0.1", "--port", "0",
+        "simulator", "--state-dir", str(state), "--host", host, "--port", "0",
         "--seed", str(seed),
     )  # fmt: skip
     if scenario_file is not None:
@@ -190,6 +202,7 @@ async def start_sender(
     name: str = "sender",
     port: int = 0,
     store: list[str] | None = None,
+    host: str = "127.0.0.1",
 ) -> str:
     """Start the reference sender on the simulator's state directory (as child ``name``,
     log ``OUT/<name>.log``, on ``port``, 0: any free one; ``store``: its store flags,
@@ -197,7 +210,7 @@ async def start_sender(
     ready = out / f"{name}.ready"
     ready.unlink(missing_ok=True)
     argv = _pushsim(
-        "sender", "--simulator", simulator_dir, "--host", "127.0.0.1", "--port", str(port),
+        "sender", "--simulator", simulator_dir, "--host", host, "--port", str(port),
         *(store or ["--db", str(out / "sender.db")]), "--ready-file", str(ready),
     )  # fmt: skip
     procs.start(name, argv, out / f"{name}.log")
@@ -214,11 +227,18 @@ async def start_sender(
 
 
 def start_locust(
-    procs: ProcessGroup, out: Path, *, host: str, config: Path, duration: float, workers: int
+    procs: ProcessGroup,
+    out: Path,
+    *,
+    host: str,
+    config: Path,
+    duration: float,
+    workers: int,
+    bind: str = "127.0.0.1",
 ) -> str:
-    """Start Locust headless on the locustfile (a master and ``workers`` local workers when
-    above 0), writing its CSV and HTML next to the run's; the name of the process that ends
-    the load (``locust`` or ``locust-master``)."""
+    """Start Locust headless on the locustfile (a master, listening on ``bind``, and
+    ``workers`` workers when above 0), writing its CSV and HTML next to the run's; the name
+    of the process that ends the load (``locust`` or ``locust-master``)."""
     common = ["-f", str(LOCUSTFILE), "--host", host, "--loglevel", "WARNING"]
     env = {CONFIG_ENV: str(config), "PYTHONUNBUFFERED": "1"}
     head = [
@@ -229,15 +249,15 @@ def start_locust(
     if workers <= 0:
         procs.start("locust", head, out / "locust.log", env)
         return "locust"
-    port = _free_port()
+    port = _free_port()  # free here; a host of its own has every port free
     head += [
-        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+        "--master", "--master-bind-host", bind, "--master-bind-port", str(port),
         "--expect-workers", str(workers), "--expect-workers-max-wait", "30",
     ]  # fmt: skip
     procs.start("locust-master", head, out / "locust.log", env)
     for i in range(workers):
         argv = [
-            *_locust_bin(), *common, "--worker", "--master-host", "127.0.0.1",
+            *_locust_bin(), *common, "--worker", "--master-host", bind,
             "--master-port", str(port),
         ]  # fmt: skip
         procs.start(f"locust-worker-{i + 1}", argv, out / f"locust-worker-{i + 1}.log", env)
