@@ -166,7 +166,7 @@ SUCCESS_OUTCOMES = frozenset(
     ("delivered", "ok", "success", "accepted", "stored", "queued", "validated")
 )
 # counters the simulator reports only with its fault plan
-FAULT_COUNTERS = ("retry_after_violations", "sends_during_outage")
+FAULT_COUNTERS = ("retry_after_violations", "unprocessed_not_retried", "sends_during_outage")
 
 
 def compute(gt: GroundTruth) -> dict[str, Any]:

@@ -87,6 +87,14 @@ CATALOG: dict[str, ObjectiveKind] = {
             "requests to a throttled provider before its Retry-After elapsed",
         ),
         ObjectiveKind(
+            "max_unprocessed_not_retried",
+            "unprocessed_not_retried",
+            "<=",
+            "",
+            "sends the provider never processed (a refused stream, a stream above a GOAWAY's "
+            "last-stream-id): safe to retry, not retried",
+        ),
+        ObjectiveKind(
             "max_sends_during_outage",
             "sends_during_outage",
             "<=",

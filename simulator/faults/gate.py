@@ -11,10 +11,15 @@ is the small :class:`FaultState` (met by :class:`~simulator.faults.runtime.Fault
 Requests that are not push sends (the OAuth token endpoint, the Instance ID API) pass
 through untouched, except on a connection that outlived a refused listener, which is
 aborted.
+
+The server loop tells the gate of every send it will never process (:meth:`FaultGate.unprocessed`:
+a refused stream, a stream lost to GOAWAY); each later send to the same token counts as
+its retry (:mod:`simulator.faults.unprocessed`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Protocol
@@ -22,6 +27,7 @@ from typing import Protocol
 from simulator.faults.answers import FaultAnswers
 from simulator.faults.plan import Decision, FaultPlan, RequestFacts
 from simulator.faults.record import FaultRecord
+from simulator.state.devices import find_correlation
 from simulator.wire import (
     Action,
     CloseConnection,
@@ -120,6 +126,7 @@ class FaultGate:
             not rt.plan.has_request_faults(provider)
             and not ledger.not_before
             and provider not in rt.refused_now
+            and not rt.record.unprocessed.waiting
         ):
             action = self.inner.handle(request)
             if _retry_after_of(action) is not None:
@@ -144,8 +151,13 @@ class FaultGate:
             return self.inner.handle(req)
         ledger = record.ledger
         token = answers.path_token(req.path)
-        if token is None and (ledger.has_device_scopes or plan.needs_token(provider, now)):
+        lost = record.unprocessed
+        if token is None and (
+            ledger.has_device_scopes or lost.waiting or plan.needs_token(provider, now)
+        ):
             token = answers.body_token(req.body)
+        if lost.waiting:
+            lost.sent(provider, token, now)
         project = (
             answers.project(req)
             if (ledger.not_before or plan.needs_project(provider, now))
@@ -181,6 +193,26 @@ class FaultGate:
             return Delay(d.delay, action)
         return action
 
+    def unprocessed(self, req: Request, reason: str) -> None:
+        """The server loop will never process ``req`` (``reason``: ``refused_stream`` or
+        ``goaway``): a send is recorded, to be matched with its retry."""
+        answers = self.answers
+        if not answers.is_send(req.path):
+            return
+        token = answers.path_token(req.path) or (answers.body_token(req.body) if req.body else None)
+        record = self.rt.record
+        now = self.rt.now()
+        record.unprocessed.lost(
+            now,
+            record.started_wall + now,
+            self.provider,
+            reason,
+            req.conn.conn_id,
+            req.stream_id,
+            token,
+            _correlation(req.body),
+        )
+
     def _note_core_retry_after(self, req: Request, action: Action, token: str | None) -> None:
         """The provider core itself answered 429/503 with Retry-After: hold the token to it."""
         seconds = _retry_after_of(action)
@@ -193,3 +225,13 @@ class FaultGate:
             self.rt.record.ledger.note(
                 self.provider, "device", token, now + seconds, now, req.conn.conn_id
             )
+
+
+def _correlation(body: bytes) -> str | None:
+    """The correlation id the harness planted in a request's JSON body, if any."""
+    if not body:
+        return None
+    try:
+        return find_correlation(json.loads(body))
+    except (ValueError, RecursionError):
+        return None

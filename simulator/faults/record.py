@@ -12,6 +12,11 @@ flight cannot recall them, and a request written just before the answer is read 
 on the wire). Those count in ``retry_after_in_flight`` instead. A sender that ignores
 Retry-After keeps sending through the whole hold and is counted. A request arriving while
 an outage covers it counts in ``sends_during_outage``.
+
+Requests a provider never processed (a refused stream, a stream above a GOAWAY's
+last-stream-id) are in the timeline's ``unprocessed``, each with whether and when the
+sender sent it again (:mod:`simulator.faults.unprocessed`); ``unprocessed_not_retried``
+counts those it never did: safe to retry, not retried.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from simulator.faults.spec import (
     Throttle,
     TokenChurn,
 )
+from simulator.faults.unprocessed import UnprocessedLedger
 
 MAX_WINDOW_EVENTS = 10_000
 MAX_CHURN_EVENTS = 100_000
@@ -136,6 +142,7 @@ class FaultRecord:
         self.churn: list[dict[str, Any]] = []
         self.sends_during_outage: Counter[str] = Counter()
         self.ledger = RetryAfterLedger()
+        self.unprocessed = UnprocessedLedger()
 
     def count(
         self, now: float, provider: str, fault_id: str, kind: str, outcome: str, n: int = 1
@@ -200,6 +207,7 @@ class FaultRecord:
         self.buckets = Counter(
             {(math.floor(s - delta), p, f, o): n for (s, p, f, o), n in self.buckets.items()}
         )
+        self.unprocessed.shift(delta)
 
     def churned(
         self,
@@ -244,6 +252,16 @@ class FaultRecord:
             "retry_after_honoured": {p: self.ledger.honoured.get(p, 0) for p in PROVIDERS},
             "retry_after_in_flight": {p: self.ledger.in_flight.get(p, 0) for p in PROVIDERS},
             "sends_during_outage": {p: self.sends_during_outage.get(p, 0) for p in PROVIDERS},
+            **self._unprocessed_stats(),
+        }
+
+    def _unprocessed_stats(self) -> dict[str, dict[str, int]]:
+        u = self.unprocessed
+        waiting = u.not_retried()
+        return {
+            "unprocessed_streams": {p: u.lost_count.get(p, 0) for p in PROVIDERS},
+            "unprocessed_retried": {p: u.retried.get(p, 0) for p in PROVIDERS},
+            "unprocessed_not_retried": {p: waiting.get(p, 0) for p in PROVIDERS},
         }
 
     def timeline(self, now: float) -> dict[str, Any]:
@@ -261,6 +279,7 @@ class FaultRecord:
                 for (s, p, f, o), n in sorted(self.buckets.items())
             ],
             "churn": self.churn,
+            "unprocessed": self.unprocessed.events,
             **{k: v for k, v in self.stats().items() if k != "faults_injected"},
         }
 

@@ -52,6 +52,7 @@ class FaultRuntime:
         self.started_mono = clock.monotonic()
         self.record = FaultRecord(clock.time())
         self.listeners: dict[str, Listener] = {}
+        self.gates: dict[str, FaultGate] = {}
         self.refused_now: frozenset[str] = frozenset()
         self.auth_faults = False
         self._last_tick = -math.inf
@@ -73,10 +74,15 @@ class FaultRuntime:
 
     def gate(self, listener: str, handler: Handler, answers: FaultAnswers) -> FaultGate:
         """``handler`` behind the plan; ``answers``: how its provider words a fault."""
-        return FaultGate(listener, handler, self, answers)
+        gate = self.gates[listener] = FaultGate(listener, handler, self, answers)
+        return gate
 
     def attach(self, listeners: dict[str, Listener]) -> None:
         self.listeners = listeners
+        for name, lst in listeners.items():
+            gate = self.gates.get(name)
+            if gate is not None:  # requests it will never process go into the record
+                lst.on_unprocessed = gate.unprocessed
 
     def start_scheduler(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pushsim-faults")

@@ -212,3 +212,68 @@ def test_fcm_allows_100_streams_per_connection_and_goaway_beyond(sim: SimulatorH
     assert seen.goaway.last_stream_id == sids[99]  # the 101st and any after it: unprocessed
     settings = sim.control("GET", "/_sim/fcm")
     assert settings["max_concurrent_streams"] == 100 and settings["strict_before_ack"] is False
+
+
+def _unprocessed(sim: SimulatorHandle, token: str) -> list[dict[str, object]]:
+    events: list[dict[str, object]] = sim.control("GET", "/_sim/timeline")["unprocessed"]
+    return [e for e in events if e["token"] == token]
+
+
+def test_refused_streams_are_in_the_timeline_until_they_are_sent_again(
+    sim: SimulatorHandle,
+) -> None:
+    devs = sim.mint("apns", 3)
+    sim.control("PATCH", "/_sim/apns/config", {"strict_before_ack": True})
+    try:
+        c = apns_client(sim)
+        hdrs = apns_headers(sim)
+        for d in devs:
+            c.open(
+                f"/3/device/{d['token']}",
+                hdrs,
+                b'{"aps":{},"correlation_id":"' + d["id"].encode() + b'"}',
+            )
+        c.flush()
+        c.read_until(lambda: len(c.seen.statuses) + len(c.seen.resets) >= 3)
+        c.close()
+    finally:
+        sim.control("PATCH", "/_sim/apns/config", {"strict_before_ack": False})
+    refused = [_unprocessed(sim, d["token"]) for d in devs[1:]]
+    assert [len(r) for r in refused] == [1, 1] and _unprocessed(sim, devs[0]["token"]) == []
+    entry = refused[0][0]
+    assert entry["reason"] == "refused_stream" and entry["provider"] == "apns"
+    assert entry["correlation_id"] == devs[1]["id"] and entry["retried_at"] is None
+    again = apns_client(sim)
+    sid = again.open(f"/3/device/{devs[1]['token']}", hdrs, BODY)
+    again.flush()
+    again.read_until(lambda: sid in again.seen.statuses)
+    again.close()
+    assert _unprocessed(sim, devs[1]["token"])[0]["retried_at"] is not None
+    assert _unprocessed(sim, devs[2]["token"])[0]["retried_at"] is None
+    stats = sim.control("GET", "/_sim/stats")
+    assert stats["unprocessed_not_retried"]["apns"] >= 1
+
+
+def test_streams_above_a_goaway_last_stream_id_are_in_the_timeline(sim: SimulatorHandle) -> None:
+    token = fcm.access_token(sim)
+    dev = sim.mint("fcm")[0]
+    c = RawClient(sim.endpoints["fcm"], sim.endpoints["ca_file"])
+    c.flush()
+    c.read_until(lambda: len(c.seen.limits) >= 1)
+    c.flush()
+    hdrs = [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+    path = f"/v1/projects/{fcm.PROJECT}/messages:send"
+    for _ in range(100):
+        c.open(path, hdrs, None)
+    body = b'{"message":{"token":"' + dev["token"].encode() + b'","data":{"correlation_id":"g-1"}}}'
+    over = c.open(path, hdrs, body)
+    c.flush()
+    seen = c.read_until(lambda: False)
+    c.close()
+    assert seen.goaway is not None and seen.goaway.last_stream_id == over - 2
+    (entry,) = _unprocessed(sim, dev["token"])
+    assert (entry["reason"], entry["provider"], entry["stream"]) == ("goaway", "fcm", over)
+    assert entry["correlation_id"] == "g-1"
+    with fcm.client(sim) as http:
+        assert fcm.send(http, token, {"token": dev["token"]}).status_code == 200
+    assert _unprocessed(sim, dev["token"])[0]["retried_at"] is not None
