@@ -117,8 +117,13 @@ class PgServer:
 
     @property
     def url(self) -> str:
+        """The URL of the database ``start`` creates."""
+        return self.database_url(DATABASE)
+
+    def database_url(self, name: str) -> str:
+        """The URL of database ``name`` on this server (see :meth:`create_database`)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"postgresql://{USER}@{host}:{self.port}/{DATABASE}"
+        return f"postgresql://{USER}@{host}:{self.port}/{name}"
 
     def popen_user(self) -> str | None:
         """The ``user=`` to run this server's binaries with (None: as ourselves)."""
