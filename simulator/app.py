@@ -12,6 +12,8 @@ Listeners (each its own port, so a provider can be refused or dropped on its own
 - ``apns``: APNs production; ``apns_sandbox``: APNs development (sandbox);
 - ``fcm``: FCM HTTP v1 and the OAuth2 token endpoint (``/token``) and Instance ID API;
 - ``webpush``: the Web Push service (subscription endpoints under ``/wp/``);
+- ``apns_channels`` / ``apns_channels_sandbox``: APNs broadcast channel management
+  (Apple's own hosts; listed after the control API);
 - ``control``: the control API (aiohttp, plain HTTP/1.1).
 
 With ``port=0`` every listener takes a free port; with ``port=N`` they take N, N+1, ...
@@ -43,6 +45,7 @@ from simulator.faults.spec import FaultSpec
 from simulator.frontdoor.door import FrontDoor
 from simulator.frontdoor.names import REAL_WEBPUSH_PREFIX
 from simulator.parts import Contribution, ListenerPart
+from simulator.providers.apns.live import LivePush
 from simulator.providers.apns.service import ApnsService
 from simulator.providers.apns.wiring import apns_parts
 from simulator.providers.fcm.wiring import build_fcm
@@ -55,9 +58,11 @@ from simulator.state.credentials import (
     server_ssl_context,
     set_token_uri,
 )
+from simulator.state.device_user import SimulatedUsers
 from simulator.state.devices import Device, DeviceRegistry
 from simulator.state.lock import StateDirLock
 from simulator.state.stats import Stats
+from simulator.users import users_part
 from simulator.wire import Handler
 
 log = logging.getLogger("pushsim.simulator")
@@ -117,6 +122,8 @@ class Simulator:
         # what each part contributes (the providers' join at start, once credentials exist)
         self.parts: list[Contribution] = [faults_contribution(self.faults)]
         self._online_hooks: dict[str, Callable[[Device], None]] = {}
+        # the user behind each device: shown, opened (simulator.state.device_user)
+        self.users: SimulatedUsers | None = None
         # the live dashboard on hypercorn (off the provider hot path): simulator.dashboard
         self.dashboard = Dashboard(self, port=dashboard_port) if dashboard else None
         if self.dashboard is not None:
@@ -136,11 +143,13 @@ class Simulator:
 
     def _build_providers(self, creds: Credentials) -> list[Contribution]:
         self.apns = ApnsService(self, creds)
-        return [
-            apns_parts(self.apns),
-            build_fcm(self, creds, lambda: self.endpoints.get("oauth_token_uri", "")),
-            build_webpush(self, self.webpush_config),
-        ]
+        fcm = build_fcm(self, creds, lambda: self.endpoints.get("oauth_token_uri", ""))
+        webpush = build_webpush(self, self.webpush_config)
+        # forked after the providers' RNGs, so a seed draws for those as it always has
+        live = LivePush(self.apns.cores, self.registry, self.fork_rng())
+        self.users = SimulatedUsers(self.clock, self.fork_rng())
+        self.registry.on_deliver = self.users.observe
+        return [apns_parts(self.apns, live), fcm, webpush, users_part(self.users, self.registry)]
 
     def _join(self, parts: list[Contribution]) -> None:
         """Route each part's hooks: device online, auth rules (stats and routes are read later)."""
@@ -150,6 +159,8 @@ class Simulator:
                 self._online_hooks[part.name] = part.on_online
             if part.follow_auth is not None:
                 self.auth_policy.subscribe(part.follow_auth)
+            if part.on_deliver is not None and self.users is not None:
+                self.users.interpreters.append(part.on_deliver)
 
     def _port(self, offset: int) -> int:
         return self.port + offset if self.port else 0

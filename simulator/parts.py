@@ -67,6 +67,8 @@ class Contribution:
     listeners: Mapping[str, ListenerPart] = field(default_factory=dict)
     control: ControlRoutes | None = None
     on_online: Callable[[Device], None] | None = None  # a device of this provider came online
+    # a notification reached a device: what the device makes of it (annotates the entry)
+    on_deliver: Callable[[Device, dict[str, Any]], None] | None = None
     follow_auth: Callable[[AuthPolicy], None] | None = None  # called now and on every change
     stats: Callable[[], Mapping[str, Any]] | None = None  # merged into ``/_sim/stats``
     prometheus: Callable[[], str] | None = None  # appended to ``/metrics``

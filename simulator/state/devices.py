@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,8 @@ class DeviceRegistry:
         self.deliveries = DeliveryLog(self._resolve)
         # (provider, token) -> sends to a dead token: first/last time answered, count
         self.rejections: dict[tuple[str, str], dict[str, Any]] = {}
+        # what the device does with each delivery (simulator.state.device_user)
+        self.on_deliver: Callable[[Device, dict[str, Any]], None] | None = None
 
     def _resolve(self, number: int, generation: int) -> tuple[str, str, str]:
         cohort = self.population.cohort(number)
@@ -227,6 +229,8 @@ class DeviceRegistry:
         entry["delivered_at"] = now
         own = dev.token
         token = entry.setdefault("token", own)
+        if self.on_deliver is not None:
+            self.on_deliver(dev, entry)  # the device side: shown, opened, ...
         self.inboxes.add(dev.number, entry)
         self.deliveries.add(
             now,

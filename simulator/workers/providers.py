@@ -76,13 +76,19 @@ def _posted_send(provider: str) -> Callable[[Request], bool]:
 # -- APNs ----------------------------------------------------------------------------
 
 
+def _apns_local(req: Request) -> bool:
+    # Live Activity tokens and broadcast channels are the primary's
+    return _posted_send("apns")(req) and req.header("apns-push-type") != "liveactivity"
+
+
 class ApnsWorkers:
     provider = "apns"
-    is_local = staticmethod(_posted_send("apns"))
+    is_local = staticmethod(_apns_local)
 
     def worker_handler(self, handler: Handler, link: WorkerLink) -> Handler:
-        assert isinstance(handler, ApnsCore)
-        handler.forward = lambda dev, entry: link.effect("deliver", ("apns", dev.id, entry))
+        core = getattr(handler, "core", handler)  # the listener's router wraps the core
+        assert isinstance(core, ApnsCore)
+        core.forward = lambda dev, entry: link.effect("deliver", ("apns", dev.id, entry))
         return handler
 
     @staticmethod

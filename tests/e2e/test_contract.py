@@ -55,7 +55,8 @@ def _goaway_on_sigterm(proc: subprocess.Popen[bytes], url: str, ca_file: str) ->
 def test_endpoints_credentials_and_a_clean_shutdown(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with simulator_process(state) as (proc, endpoints):
-        assert CONTRACT_KEYS <= set(endpoints) <= CONTRACT_KEYS | {"apns_sandbox"}
+        extra = {"apns_sandbox", "apns_channels", "apns_channels_sandbox"}  # beside the contract
+        assert CONTRACT_KEYS <= set(endpoints) <= CONTRACT_KEYS | extra
         for name, url in endpoints.items():
             if name == "ca_file":
                 assert Path(url).is_absolute() and Path(url) == (state / "ca.pem").resolve()
