@@ -4,8 +4,9 @@ One port (HTTP/2 and HTTP/1.1) serves what three Google hosts serve in productio
 
 - ``POST /token``: the OAuth2 token endpoint (``oauth2.googleapis.com``);
 - ``POST /v1/projects/{project}/messages:send`` (``fcm.googleapis.com``);
-- ``POST /v1/projects/{project}/registrations/{token}/topicSubscriptions?topic_name=T`` and
-  ``DELETE .../topicSubscriptions/{T}``: the v1 topic API firebase-admin 7 uses;
+- ``/v1/projects/{project}/registrations/{token or FID}/topicSubscriptions[/{T}]``: the
+  Topic Subscription API (create, get, list, patch, delete: firebase-admin 7.7 subscribes
+  through it), in :mod:`simulator.providers.fcm.subscriptions`;
 - ``POST /iid/v1:batchAdd`` / ``:batchRemove`` and ``GET /iid/info/{token}``: the Instance ID
   API (``iid.googleapis.com``), authorised with an OAuth access token.
 """
@@ -17,15 +18,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from simulator.providers.fcm.core import PROVIDER, FcmCore
-from simulator.providers.fcm.errors import (
-    FcmError,
-    fcm_error_response,
-    not_found,
-    permission_denied,
-    status_body,
-)
+from simulator.providers.fcm.errors import not_found, permission_denied
 from simulator.providers.fcm.oauth import AccessGrant, TokenEndpoint
-from simulator.providers.fcm.topics import MAX_TOPICS_PER_DEVICE, TOPIC_NAME
+from simulator.providers.fcm.subscriptions import TopicSubscriptionApi
+from simulator.providers.fcm.topics import TOPIC_NAME
 from simulator.state.devices import Device, TokenState
 from simulator.wire import Action, Request, Respond
 
@@ -45,6 +41,7 @@ class FcmRouter:
     def __init__(self, core: FcmCore, oauth: TokenEndpoint) -> None:
         self.core = core
         self.oauth = oauth
+        self.subscriptions = TopicSubscriptionApi(core, self._auth)
 
     def handle(self, req: Request) -> Action:
         path = req.path
@@ -69,7 +66,7 @@ class FcmRouter:
                 and parts[1] == "registrations"
                 and parts[3] == "topicSubscriptions"
             ):
-                return self.topic_subscription(req, parts, parse_qs(query))
+                return self.subscriptions.handle(req, parts, parse_qs(query))
         return not_found()
 
     # -- topic management ---------------------------------------------------------
@@ -149,62 +146,3 @@ class FcmRouter:
         if dev.topics:
             info["rel"] = {"topics": {t: {"addDate": "2024-01-01"} for t in sorted(dev.topics)}}
         return Respond(200, _JSON, json.dumps(info).encode())
-
-    def topic_subscription(
-        self, req: Request, parts: list[str], query: dict[str, list[str]]
-    ) -> Respond:
-        project, token = parts[0], unquote(parts[2])
-        grant = self._auth(req)
-        if isinstance(grant, Respond):
-            return grant
-        if grant.project_id != project:
-            return permission_denied(project)
-        if len(parts) == 4:
-            if req.method != "POST":
-                return not_found()
-            topic = query.get("topic_name", query.get("topicName", [""]))[0]
-        else:
-            if req.method != "DELETE":
-                return not_found()
-            topic = unquote(parts[4])
-        if not TOPIC_NAME.match(topic):
-            return fcm_error_response(FcmError("INVALID_ARGUMENT", "Invalid topic name."))
-        dev, state = self._lookup(token)
-        if state is TokenState.DEAD:
-            self.core.registry.note_rejection(PROVIDER, token)
-            return fcm_error_response(FcmError("UNREGISTERED", "Requested entity was not found."))
-        if dev is None or state is not TokenState.VALID:
-            return fcm_error_response(
-                FcmError(
-                    "INVALID_ARGUMENT",
-                    "The registration token is not a valid FCM registration token",
-                )
-            )
-        if dev.app != project:
-            return fcm_error_response(FcmError("SENDER_ID_MISMATCH", "SenderId mismatch"))
-        name = f"projects/{project}/registrations/{token}/topicSubscriptions/{topic}"
-        if len(parts) == 4:
-            if topic in dev.topics:
-                return Respond(
-                    409,
-                    _JSON,
-                    status_body(409, "Topic subscription already exists.", "ALREADY_EXISTS"),
-                )
-            if len(dev.topics) >= MAX_TOPICS_PER_DEVICE:
-                return fcm_error_response(
-                    FcmError(
-                        "QUOTA_EXCEEDED",
-                        f"An app instance may subscribe to at most {MAX_TOPICS_PER_DEVICE} topics.",
-                    )
-                )
-            self.core.topics.subscribe(dev, topic)
-            self.core.stats.count(PROVIDER, "topic_add")
-            return Respond(200, _JSON, json.dumps({"name": name}).encode())
-        allow_missing = (
-            query.get("allow_missing", query.get("allowMissing", ["false"]))[0] == "true"
-        )
-        if topic not in dev.topics and not allow_missing:
-            return not_found("Topic subscription not found.")
-        self.core.topics.unsubscribe(dev, topic)
-        self.core.stats.count(PROVIDER, "topic_remove")
-        return Respond(200, _JSON, b"{}")
