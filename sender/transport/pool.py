@@ -16,13 +16,20 @@ from urllib.parse import urlsplit
 from sender.transport.connection import H2Connection
 from sender.transport.streams import Connection, ConnectionLost, Response, Unprocessed
 
+MAX_CONNECTIONS = 32  # however narrow the peer's stream limit
+
 
 class H2Pool:
     """Connections to one origin; a request goes to the least-loaded connection with room.
 
     A new connection opens when every open one is full and the pool is below
-    ``max_connections``. :class:`Unprocessed` failures are retried on another connection
-    (bounded), so GOAWAY and refused streams never cost the caller an attempt.
+    ``max_connections``, or below as many connections as the requests in hand need at the
+    peer's stream limit: FCM allows 100 streams a connection and answers a client over that
+    with GOAWAY, so a sender with more in flight needs more connections, not a wider one.
+    That limit is the widest one a connection of this pool was granted by the time it
+    answered (APNs grants 1 stream until the first valid token and narrows to 1 after a
+    rejection: neither is its width). :class:`Unprocessed` failures are retried on another
+    connection (bounded), so GOAWAY and refused streams never cost the caller an attempt.
 
     Tagged requests (``auth=``: a callable giving the current ``authorization`` value) go
     only to connections carrying that same value: APNs refuses a provider-token change on
@@ -52,6 +59,7 @@ class H2Pool:
         self._connecting: asyncio.Task[H2Connection] | None = None
         self.opened = 0
         self.retired = 0
+        self.peer_limit = 0  # the widest MAX_CONCURRENT_STREAMS seen with a response (0: none yet)
         self.closed = False
         self.tag_min_interval = tag_min_interval
 
@@ -113,32 +121,47 @@ class H2Pool:
         return conn
 
     async def _connection(self, tag: bytes | None = None) -> H2Connection:
-        self.connections = [c for c in self.connections if c.available]
-        if tag is not None:
-            self._sort_tags(tag)
-        best: H2Connection | None = None
-        for c in self.connections:
-            if c.has_free_slot and (best is None or c.load < best.load):
-                best = c
-        if best is not None:
-            return self._claim(best, tag)
-        if len(self.connections) < self.max_connections:
-            if self._connecting is None or self._connecting.done():
-                self._connecting = asyncio.ensure_future(self._open())
-            task = self._connecting
-            try:
-                conn = await asyncio.shield(task)
-            finally:
-                if task.done() and self._connecting is task:
-                    self._connecting = None
+        while True:
+            self.connections = [c for c in self.connections if c.available]
+            if tag is not None:
+                self._sort_tags(tag)
+            best: H2Connection | None = None
+            for c in self.connections:
+                if c.has_free_slot and (best is None or c.load < best.load):
+                    best = c
+            if best is not None:
+                return self._claim(best, tag)
+            if len(self.connections) >= self._allowance():
+                return self._claim(min(self.connections, key=lambda c: c.load), tag)
+            conn = await self._opened()
             if conn.available and conn.tag is not None and tag is not None and conn.tag != tag:
                 raise Unprocessed("new connection carries another token")
-            if conn not in self.connections and conn.available:
+            if not conn.available:
+                raise Unprocessed("new connection closed at once")
+            if conn not in self.connections:
                 self.connections.append(conn)
-            if conn.available:
+            if conn.has_free_slot or not self.peer_limit:
                 return self._claim(conn, tag)
-            raise Unprocessed("new connection closed at once")
-        return self._claim(min(self.connections, key=lambda c: c.load), tag)
+            # the requests that waited for it filled it: look again, at the peer's limit
+
+    async def _opened(self) -> H2Connection:
+        """A new connection, shared by every request that asked for one meanwhile."""
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self._open())
+        task = self._connecting
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and self._connecting is task:
+                self._connecting = None
+
+    def _allowance(self) -> int:
+        """How many connections the pool may hold now (every open one is full)."""
+        limit = self.peer_limit
+        if not limit:
+            return self.max_connections
+        demand = sum(c.load for c in self.connections) + 1
+        return max(self.max_connections, min(MAX_CONNECTIONS, -(-demand // limit)))
 
     async def request(
         self,
@@ -163,7 +186,10 @@ class H2Pool:
                 else:
                     conn = await self._connection()
                     h = headers
-                return await conn.request(method, path, h, body, before_send, timeout)
+                resp = await conn.request(method, path, h, body, before_send, timeout)
+                if conn.table.max_streams > self.peer_limit:
+                    self.peer_limit = conn.table.max_streams
+                return resp
             except Unprocessed as exc:
                 last = exc
                 continue
