@@ -14,7 +14,7 @@ from aiohttp import web
 
 from simulator.parts import ControlRoutes
 from simulator.state.devices import PROVIDERS, Device, DeviceRegistry, PopulationFull, describe
-from simulator.state.export import PAGE, csv_chunks, page
+from simulator.state.export import PAGE, csv_chunks, docs_json, select
 
 
 class ControlHost(Protocol):
@@ -103,19 +103,25 @@ async def mint_devices(request: web.Request) -> web.Response:
     except PopulationFull as exc:
         return bad_request(str(exc), "count")
     first, last = minted[0].number, minted[-1].number
-    doc = _page(sim, provider, first - 1, last, PAGE)
-    if count > PAGE:
-        doc["count"] = count  # the rest: GET doc["next"] (pages of PAGE devices)
-    return web.json_response(doc, status=201)
+    # past a page: the count, and the rest from GET "next" (pages of PAGE devices)
+    resp = _page(sim, provider, first - 1, last, PAGE, f'"count":{count},' if count > PAGE else "")
+    resp.set_status(201)
+    return resp
 
 
-def _page(sim: ControlHost, provider: str | None, after: int, until: int, limit: int) -> Any:
-    devices, more = page(sim.registry, provider, after, until, limit)
+def _page(
+    sim: ControlHost, provider: str | None, after: int, until: int, limit: int, extra: str = ""
+) -> web.Response:
+    """``{"devices": [...], "next": URL or null}``: a page of devices, its JSON written a run
+    of devices at a time (a page of 100,000 never exists as 100,000 dictionaries at once)."""
+    chosen, more = select(sim.registry, provider, after, until, limit)
     next_url = None
     if more is not None:
         kind = f"provider={provider}&" if provider else ""
         next_url = f"/_sim/devices?{kind}after={more}&until={until}&limit={limit}"
-    return {"devices": [describe(d, sim.webpush_base_url) for d in devices], "next": next_url}
+    parts = [docs_json(sim.registry, c, numbers, sim.webpush_base_url) for c, numbers in chosen]
+    body = '{"devices":[' + ",".join(parts) + "]," + extra + '"next":' + json.dumps(next_url)
+    return web.Response(body=(body + "}").encode(), content_type="application/json")
 
 
 def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -141,7 +147,7 @@ async def list_devices(request: web.Request) -> web.Response:
     after = _query_int(request, "after", 0, 0, size)
     until = _query_int(request, "until", size, 0, size)
     limit = _query_int(request, "limit", PAGE, 1, PAGE)
-    return web.json_response(_page(sim, provider, after, until, limit))
+    return _page(sim, provider, after, until, limit)
 
 
 async def declare_population(request: web.Request) -> web.Response:

@@ -43,6 +43,7 @@ __all__ = [
     "WebPushKeys",
     "describe",
     "find_correlation",
+    "shown",
 ]
 
 PROVIDERS = ("apns", "fcm", "webpush")
@@ -256,31 +257,42 @@ def describe(dev: Device, webpush_base_url: str) -> dict[str, Any]:
     (a real push service's, as ``pushsim simulator --real-hosts`` hands out); otherwise the
     endpoint is the Web Push listener's ``/wp/<token>``.
     """
+    flags = dev.installed | dev.online << 1
+    return shown(
+        dev.cohort, dev.number, flags, dev.generation, dev.token, dev.webpush, webpush_base_url
+    )
+
+
+def shown(
+    cohort: Cohort,
+    number: int,
+    flags: int,
+    generation: int,
+    token: str,
+    keys: WebPushKeys | None,
+    webpush_base_url: str,
+) -> dict[str, Any]:
+    """:func:`describe` from the device's parts (flags: bit 0 installed, bit 1 online), as
+    pages of devices are shown without a view per device."""
     out: dict[str, Any] = {
-        "id": dev.id,
-        "provider": dev.provider,
-        "app": dev.app,
-        "installed": dev.installed,
-        "online": dev.online,
-        "generation": dev.generation,
+        "id": f"{cohort.provider}-{number}",
+        "provider": cohort.provider,
+        "app": cohort.app,
+        "installed": bool(flags & 1),
+        "online": bool(flags & 2),
+        "generation": generation,
+        "token": token,
     }
-    if dev.provider == "apns":
-        out["token"] = dev.token
-        out["bundle_id"] = dev.app
-        out["environment"] = dev.environment
-    elif dev.provider == "fcm":
-        out["token"] = dev.token
-        out["project_id"] = dev.app
+    if cohort.provider == "apns":
+        out["bundle_id"] = cohort.app
+        out["environment"] = cohort.environment
+    elif cohort.provider == "fcm":
+        out["project_id"] = cohort.app
     else:
-        keys = dev.webpush
         assert keys is not None
-        token = out["token"] = dev.token
+        base = webpush_base_url
         out["subscription"] = {
-            "endpoint": (
-                f"{webpush_base_url}{token}"
-                if webpush_base_url.endswith("/")
-                else f"{webpush_base_url}/wp/{token}"
-            ),
+            "endpoint": f"{base}{token}" if base.endswith("/") else f"{base}/wp/{token}",
             "expirationTime": None,
             "keys": {"p256dh": keys.p256dh, "auth": keys.auth},
         }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from pushsim.clock import FakeClock
-from simulator.state.devices import DeviceRegistry, TokenState
-from simulator.state.export import csv_chunks, page
+from simulator.state.devices import DeviceRegistry, TokenState, describe
+from simulator.state.export import csv_chunks, docs, docs_json, page
 from simulator.state.population import Population, PopulationFull
 from simulator.state.records import Inboxes
 from simulator.state.tokens import TokenCodec
@@ -141,9 +142,11 @@ def test_pages_and_csv_walk_the_cohorts() -> None:
     reg.mint("apns", 5)
     reg.uninstall("apns-2")
     first, more = page(reg, "apns", 0, reg.population.size, 4)
-    assert [d.id for d in first] == ["apns-1", "apns-2", "apns-3", "apns-4"] and more == 4
+    assert [d["id"] for d in first] == ["apns-1", "apns-2", "apns-3", "apns-4"] and more == 4
+    assert first[1] == describe(reg.devices["apns-2"], "") and not first[1]["installed"]
     rest, done = page(reg, "apns", 4, reg.population.size, 100)
-    assert [d.number for d in rest] == [5, 8, 9, 10, 11, 12] and done is None
+    assert [d["id"] for d in rest] == [f"apns-{n}" for n in (5, 8, 9, 10, 11, 12)]
+    assert done is None
     lines = "".join(csv_chunks(reg, "apns", "")).splitlines()
     assert lines[0] == "id,token,bundle_id,environment" and len(lines) == 1 + 9
     assert lines[1].split(",")[1] == reg.devices["apns-1"].token
@@ -194,3 +197,25 @@ def test_codec_rejects_tokens_of_the_wrong_shape() -> None:
         ("mqtt", "a" * 32),
     ]:
         assert codec.decode(provider, token) is None
+
+
+def test_a_page_that_ends_inside_the_last_run_says_there_is_more() -> None:
+    reg = registry()
+    reg.mint("fcm", 10)
+    first, more = page(reg, "fcm", 0, 10, 4)
+    assert len(first) == 4 and more == 4
+    last, done = page(reg, "fcm", 8, 10, 4)
+    assert [d["id"] for d in last] == ["fcm-9", "fcm-10"] and done is None
+
+
+def test_pages_written_as_json_read_back_as_the_devices_shown() -> None:
+    reg = registry()
+    reg.mint("apns", 4, app='odd "app" 100%', environment="sandbox")
+    reg.mint("fcm", 3)
+    reg.mint("webpush", 2)
+    reg.uninstall("apns-2")
+    reg.devices["apns-3"].online = False
+    reg.rotate("fcm-6")
+    for cohort, numbers in reg.population.numbers():
+        text = docs_json(reg, cohort, numbers, "https://wp.example")
+        assert json.loads(f"[{text}]") == docs(reg, cohort, numbers, "https://wp.example")
