@@ -17,6 +17,8 @@ from loadtests.run import HarnessError
 from loadtests.run.processes import ProcessGroup, died
 from loadtests.scenario.model import SenderShape
 
+PG_PORT = 5432
+
 
 async def store_url(
     procs: ProcessGroup,
@@ -46,7 +48,8 @@ async def start_postgres(
     why = unavailable()
     if why is not None:
         raise HarnessError(f"store: postgresql: {why} (or pass --store URL)")
-    pg = PgServer(host=host)
+    # on a host of its own (clients on the link) every port is free; here, any free one
+    pg = PgServer(host=host, port=PG_PORT if clients is not None else 0)
     procs.cleanups.append(pg.close)  # after the server is stopped: its temp dir goes
     log = out / "postgres.log"
     try:
