@@ -22,6 +22,7 @@ whole. What a provider says here:
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -60,13 +61,20 @@ def part_handler(sim: Simulator, listener: str) -> Handler | None:
     return None
 
 
+_CORES: weakref.WeakKeyDictionary[Simulator, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def _core(sim: Simulator, listener: str, kind: type[Any]) -> Any:
-    handler = part_handler(sim, listener)
-    if isinstance(handler, FcmRouter) and kind is FcmCore:
-        return handler.core
-    if not isinstance(handler, kind):
-        raise TypeError(f"listener {listener!r} does not serve {kind.__name__}")
-    return handler
+    """The core behind ``listener`` (found once per simulator: this runs per request)."""
+    found = _CORES.setdefault(sim, {})
+    core = found.get(listener)
+    if core is None:
+        handler = part_handler(sim, listener)
+        core = getattr(handler, "core", handler)  # a router in front of the core
+        if not isinstance(core, kind):
+            raise TypeError(f"listener {listener!r} does not serve {kind.__name__}")
+        found[listener] = core
+    return core
 
 
 def _posted_send(provider: str) -> Callable[[Request], bool]:
