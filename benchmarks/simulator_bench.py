@@ -2,7 +2,7 @@
 
 Run::
 
-    python3 tasks.py bench [--paths apns,fcm,webpush] [--workers N]
+    python3 tasks.py bench [--paths apns,fcm,webpush] [--workers N[,N...]] [--rounds N]
         [--requests N] [--devices N] [--no-tls] [--json]
 
 (``tasks.py bench`` runs ``.venv/bin/python benchmarks/simulator_bench.py`` with the same
@@ -14,6 +14,14 @@ or h2c mode as the target), then at ``pushsim simulator`` on each path's success
 with full validation, and prints req/s for each and the ratio simulator/baseline.
 Figures on a shared machine are noisy; the ratio, measured minutes apart, is what to
 compare.
+
+``--workers 1,2`` runs the simulator once per process count and adds, per path, the
+requests served per CPU-second of the simulator's processes (the primary and its
+workers, from ``/proc``: steadier than req/s when the load generator shares the cores),
+the efficiency of each count against the first (requests per CPU-second, N processes
+over one), and the share of requests the primary read (the kernel spreads h2load's
+connections over the processes). ``--rounds R`` measures each count R times,
+interleaved, and prints medians.
 
 Adding a provider path (the extension point)
 --------------------------------------------
@@ -41,15 +49,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import multiprocessing
+import os
 import re
 import shutil
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,6 +214,8 @@ class Result:
     succeeded: int
     total: int
     raw: str
+    cpu: float = 0.0  # CPU seconds of the simulator's processes during the run
+    primary_share: float = 1.0  # of the requests, those the primary process read
 
 
 def run_h2load(
@@ -246,6 +260,81 @@ def baseline(
 DEFAULT_PLUGINS = ("benchmarks.fcm_bench", "benchmarks.webpush_bench")
 
 
+# -- CPU of the simulator's processes ---------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+SETTLE = 0.3  # seconds for the workers' counters to reach the primary (every 50 ms)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the worker processes of ``--workers N``)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the simulator (with its workers) has used so far."""
+    total = 0
+    for p in _process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / _TICK
+
+
+# -- one simulator, every path ---------------------------------------------------------------------
+
+
+def _measure(
+    names: list[str], workers: int, args: argparse.Namespace, workdir: Path, with_baseline: bool
+) -> dict[str, Any]:
+    """Start ``pushsim simulator --workers N``, drive each path, and read its CPU time (and
+    first, ``with_baseline``, the bare h2 server's figure in the same TLS mode)."""
+    from simulator.testing.handle import simulator_process
+
+    state = workdir / f"state-{workers}"
+    sim_args = ["--seed", "7"]
+    if args.no_tls:
+        sim_args.append("--no-tls")
+    if workers > 1:
+        sim_args += ["--workers", str(workers)]
+    out: dict[str, Any] = {}
+    with simulator_process(state, *sim_args, stderr=subprocess.PIPE, timeout=60) as (
+        proc,
+        endpoints,
+    ):
+        ctx = BenchContext(endpoints, state, args.devices)
+        targets = {n: PATHS[n](ctx) for n in names}
+        if with_baseline:
+            tls_files = (
+                None if args.no_tls else (str(state / "server.pem"), str(state / "server.key"))
+            )
+            out["baseline"] = baseline(args.requests, tls_files, workdir, targets[names[0]])
+        for n, target in targets.items():
+            url = endpoints[target.listener]
+            run_h2load(f"{n}-warmup", url, target, min(args.requests, 5000), workdir)
+            time.sleep(SETTLE)  # the workers' counters of the warm-up reach the primary
+            served = ctx.control("GET", "/_sim/stats").get("workers", {})
+            cpu = cpu_seconds(proc.pid)
+            res = run_h2load(n, url, target, args.requests, workdir)
+            res.cpu = cpu_seconds(proc.pid) - cpu
+            time.sleep(SETTLE)
+            after = ctx.control("GET", "/_sim/stats").get("workers", {})
+            on_workers = sum(
+                c.get(target.listener, 0) - served.get(w, {}).get(target.listener, 0)
+                for w, c in after.items()
+            )
+            res.primary_share = 1.0 - on_workers / max(1, res.total)
+            out[n] = res
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -254,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated paths to measure (default %(default)s)",
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="simulator worker processes (default 1)"
+        "--workers",
+        default="1",
+        help="simulator processes, or a comma-separated list to compare (e.g. 1,2; default 1)",
     )
     parser.add_argument(
         "--requests", type=int, default=100_000, help="requests per h2load run (default 100000)"
@@ -271,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plugin", action="append", default=[], help="module registering more paths"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each process count this many times, interleaved; medians (default 1)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     for mod in [*DEFAULT_PLUGINS, *args.plugin]:
@@ -283,56 +380,86 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        counts = []
+    if args.rounds < 1:
+        print(f"--rounds: expected 1 or more, got {args.rounds}", file=sys.stderr)
+        return 2
+    if not counts or not all(1 <= w <= 64 for w in counts):
+        print(f"--workers: expected numbers 1-64, got {args.workers!r}", file=sys.stderr)
+        return 2
     if shutil.which("h2load") is None:
         print("h2load is required (apt-get install nghttp2-client)", file=sys.stderr)
         return 2
 
-    from simulator.testing.handle import simulator_process
-
     workdir = Path(tempfile.mkdtemp(prefix="pushsim-bench-"))
-    state = workdir / "state"
-    sim_args = ["--seed", "7"]
-    if args.no_tls:
-        sim_args.append("--no-tls")
-    if args.workers > 1:
-        sim_args += ["--workers", str(args.workers)]
-    report: dict[str, Any] = {
-        "workers": args.workers,
-        "tls": not args.no_tls,
-        "requests": args.requests,
-    }
     try:
-        with simulator_process(state, *sim_args, stderr=subprocess.PIPE, timeout=60) as (
-            _,
-            endpoints,
-        ):
-            ctx = BenchContext(endpoints, state, args.devices)
-            tls_files = (
-                None if args.no_tls else (str(state / "server.pem"), str(state / "server.key"))
-            )
-            targets = {n: PATHS[n](ctx) for n in names}
-            first = targets[names[0]]
-            base = baseline(args.requests, tls_files, workdir, first)
-            print(f"baseline (bare h2, 1 process)     {base.rps:>10,.0f} req/s")
-            report["baseline_rps"] = base.rps
-            for n, target in targets.items():
-                url = endpoints[target.listener]
-                run_h2load(f"{n}-warmup", url, target, min(args.requests, 5000), workdir)
-                res = run_h2load(n, url, target, args.requests, workdir)
-                if res.succeeded != res.total:
-                    print(
-                        f"{n}: only {res.succeeded} of {res.total} answered 2xx\n{res.raw}",
-                        file=sys.stderr,
-                    )
-                    return 1
-                ratio = res.rps / base.rps
-                label = f"simulator {n} ({args.workers} worker{'s' if args.workers > 1 else ''})"
-                print(f"{label:<34} {res.rps:>10,.0f} req/s   ratio {ratio:.2f}")
-                report[n] = {"rps": res.rps, "ratio": ratio}
-            if args.json:
-                print(json.dumps(report))
+        runs: dict[int, list[dict[str, Any]]] = {w: [] for w in counts}
+        for r in range(args.rounds):  # rounds interleave the process counts
+            for i, workers in enumerate(counts):
+                first = r == 0 and i == 0
+                runs[workers].append(_measure(names, workers, args, workdir, first))
+        return _report(names, counts, runs, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _per_cpu(res: Result) -> float:
+    return res.total / res.cpu if res.cpu > 0 else float("nan")
+
+
+def _report(
+    names: list[str],
+    counts: list[int],
+    runs: dict[int, list[dict[str, Any]]],
+    args: argparse.Namespace,
+) -> int:
+    """Print each path's figures per process count (medians over the rounds)."""
+    base: Result = runs[counts[0]][0]["baseline"]
+    print(f"baseline (bare h2, 1 process)       {base.rps:>10,.0f} req/s")
+    report: dict[str, Any] = {
+        "workers": counts,
+        "tls": not args.no_tls,
+        "requests": args.requests,
+        "rounds": args.rounds,
+        "baseline_rps": base.rps,
+    }
+    for n in names:
+        first_per_cpu = 0.0
+        for workers in counts:
+            results = [run[n] for run in runs[workers]]
+            bad = next((r for r in results if r.succeeded != r.total), None)
+            if bad is not None:
+                print(
+                    f"{n}: only {bad.succeeded} of {bad.total} answered 2xx\n{bad.raw}",
+                    file=sys.stderr,
+                )
+                return 1
+            rps = statistics.median(r.rps for r in results)
+            per_cpu = statistics.median(_per_cpu(r) for r in results)
+            share = statistics.median(r.primary_share for r in results)
+            first_per_cpu = first_per_cpu or per_cpu
+            label = f"simulator {n} ({workers} worker{'s' if workers > 1 else ''})"
+            line = (
+                f"{label:<36} {rps:>10,.0f} req/s   ratio {rps / base.rps:.2f}   "
+                f"{per_cpu:>8,.0f} req/CPU-s"
+            )
+            if workers != counts[0]:
+                line += f"   efficiency {per_cpu / first_per_cpu:.2f}x"
+            if workers > 1:
+                line += f"   primary's share {share:.0%}"
+            print(line)
+            report.setdefault(n, {})[str(workers)] = {
+                "rps": rps,
+                "ratio": rps / base.rps,
+                "per_cpu_s": per_cpu,
+                "efficiency": per_cpu / first_per_cpu,
+                "primary_share": share,
+            }
+    if args.json:
+        print(json.dumps(report))
     return 0
 
 

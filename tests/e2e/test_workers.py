@@ -265,3 +265,26 @@ def test_fault_plan_applies_on_both_processes_and_the_timeline_stays_whole(
     time.sleep(0.2)
     for c in clients:
         assert c.request(f"/3/device/{apns[0]['token']}", headers)[0] == 200
+
+
+def test_a_throttle_is_counted_once_across_processes(two: tuple[Path, Endpoints]) -> None:
+    state, endpoints = two
+    apns = control(endpoints, "POST", "/_sim/devices", {"provider": "apns", "count": 1})["devices"]
+    headers = [
+        ("authorization", f"bearer {make_token(state)}"),
+        ("apns-topic", "com.example.pushsim"),
+    ]
+    time.sleep(0.2)
+
+    def probe(c: H2Client) -> None:
+        assert c.request(f"/3/device/{apns[0]['token']}", headers)[0] == 200
+
+    clients = spread(endpoints, "apns", probe, ("apns", "delivered"), 4)
+    throttle = {"kind": "throttle", "provider": "apns", "rate": 0.01, "burst": 5}
+    control(endpoints, "POST", "/_sim/faults", {"id": "slow", **throttle})
+    time.sleep(0.2)
+    statuses = [
+        clients[i % len(clients)].request(f"/3/device/{apns[0]['token']}", headers)[0]
+        for i in range(20)
+    ]
+    assert statuses.count(200) == 5 and statuses.count(429) == 15
