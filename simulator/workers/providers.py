@@ -150,13 +150,20 @@ class ForwardingBrowsers(Browsers):
         pass  # the primary drops what the browser held when the uninstall reaches it
 
 
+def _webpush_local(req: Request) -> bool:
+    # receipt subscriptions are the primary's: a push asking for a receipt goes there
+    asks = req.header("push-receipt") is not None or "respond-async" in (req.header("prefer") or "")
+    return _posted_send("webpush")(req) and not asks
+
+
 class WebPushWorkers:
     provider = "webpush"
-    is_local = staticmethod(_posted_send("webpush"))
+    is_local = staticmethod(_webpush_local)
 
     def worker_handler(self, handler: Handler, link: WorkerLink) -> Handler:
-        assert isinstance(handler, WebPushCore)
-        handler.browsers = ForwardingBrowsers(handler.browsers, link)
+        core = getattr(handler, "core", handler)  # the listener's router wraps the core
+        assert isinstance(core, WebPushCore)
+        core.browsers = ForwardingBrowsers(core.browsers, link)
         return handler
 
     @staticmethod

@@ -18,6 +18,7 @@ from simulator.parts import Contribution, ListenerPart, PartHost
 from simulator.providers.fcm.answers import FcmFaultAnswers
 from simulator.providers.fcm.control import register_control
 from simulator.providers.fcm.core import PROVIDER, FcmCore
+from simulator.providers.fcm.display import interpret
 from simulator.providers.fcm.oauth import AccessTokens, OAuthConfig, ServiceAccount, TokenEndpoint
 from simulator.providers.fcm.router import FcmRouter
 from simulator.server.listener import ListenerOptions
@@ -65,4 +66,5 @@ def build_fcm(host: PartHost, creds: Credentials, token_uri: Callable[[], str]) 
         control=register,
         on_online=core.devices.flush,
         follow_auth=follow_auth,
+        on_deliver=interpret,  # what the Android device shows
     )

@@ -22,7 +22,16 @@ from simulator.wire import Request
 
 # The request headers an inbox entry keeps.
 ENTRY_HEADERS = frozenset(
-    ("ttl", "urgency", "topic", "content-encoding", "content-type", "encryption", "crypto-key")
+    (
+        "ttl",
+        "urgency",
+        "topic",
+        "content-encoding",
+        "content-type",
+        "encryption",
+        "crypto-key",
+        "push-receipt",  # RFC 8030 receipts: the receipt is earned on delivery
+    )
 )
 MAX_HELD = 1_000_000  # entries of uninstalled devices linger; bound them
 

@@ -1,4 +1,5 @@
-"""The Web Push part of a simulator: its listener, device-online hook and control routes.
+"""The Web Push part of a simulator: its listener (the core behind the receipts router of
+:mod:`~simulator.providers.webpush.receipts`), device hooks and control routes.
 
 Control routes (JSON over HTTP/1.1, beside the rest of ``/_sim/``):
 
@@ -26,6 +27,7 @@ from simulator.parts import Contribution, ListenerPart, PartHost
 from simulator.providers.webpush.answers import WebPushFaultAnswers
 from simulator.providers.webpush.core import PROVIDER, WebPushConfig, WebPushCore
 from simulator.providers.webpush.flavours import FLAVOURS
+from simulator.providers.webpush.receipts import ReceiptBook, WebPushRouter
 from simulator.server.listener import ListenerOptions
 
 CORE_KEY: web.AppKey[WebPushCore] = web.AppKey("webpush_core")
@@ -34,6 +36,7 @@ CORE_KEY: web.AppKey[WebPushCore] = web.AppKey("webpush_core")
 def build_webpush(host: PartHost, config: WebPushConfig) -> Contribution:
     """The ``webpush`` listener, its device-online hook and its control routes."""
     core = WebPushCore(host.registry, host.clock, host.stats, config, host.fork_rng())
+    router = WebPushRouter(core, ReceiptBook(host.fork_rng()))  # RFC 8030 receipts
 
     def register(app: web.Application) -> None:
         app[CORE_KEY] = core
@@ -44,9 +47,13 @@ def build_webpush(host: PartHost, config: WebPushConfig) -> Contribution:
         app.router.add_get("/_sim/webpush/pending/{device_id}", pending)
         app.router.add_get("/_sim/webpush/cache", cache)
 
-    listener = ListenerPart(core, ListenerOptions(), WebPushFaultAnswers(host.stats))
+    listener = ListenerPart(router, ListenerOptions(), WebPushFaultAnswers(host.stats))
     return Contribution(
-        PROVIDER, {PROVIDER: listener}, control=register, on_online=core.device_online
+        PROVIDER,
+        {PROVIDER: listener},
+        control=register,
+        on_online=core.device_online,
+        on_deliver=router.interpret,
     )
 
 
