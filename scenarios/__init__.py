@@ -13,3 +13,12 @@ SCENARIOS_DIR = Path(__file__).resolve().parent
 def bundled() -> list[Path]:
     """Every bundled scenario file, sorted by name."""
     return sorted(SCENARIOS_DIR.glob("*.yaml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A scenario by bundled name (``smoke``) or by path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    found = SCENARIOS_DIR / f"{name_or_path}.yaml"
+    return found if found.exists() else p

@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from sender.config.settings import PROVIDERS, SenderConfig
 
 
@@ -110,6 +108,8 @@ def load_config(args: argparse.Namespace) -> SenderConfig:
 
 
 async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
+    from aiohttp import web  # here, not at the top: a bad flag is answered before this import
+
     from sender.api.app import make_app
     from sender.service import Sender
 

@@ -30,13 +30,12 @@ import random
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from pushsim.clock import Clock, SystemClock
 from simulator.control import make_control_app
-from simulator.dashboard.server import Dashboard
 from simulator.faults.auth import AuthPolicy
 from simulator.faults.parse import load_fault_file
 from simulator.faults.routes import faults_contribution
@@ -44,6 +43,7 @@ from simulator.faults.runtime import FaultRuntime
 from simulator.faults.spec import FaultSpec
 from simulator.frontdoor.door import FrontDoor
 from simulator.frontdoor.names import REAL_WEBPUSH_PREFIX
+from simulator.listeners import LISTENER_ORDER
 from simulator.parts import Contribution, ListenerPart
 from simulator.providers.apns.live import LivePush
 from simulator.providers.apns.service import ApnsService
@@ -65,9 +65,10 @@ from simulator.state.stats import Stats
 from simulator.users import users_part
 from simulator.wire import Handler
 
-log = logging.getLogger("pushsim.simulator")
+if TYPE_CHECKING:
+    from simulator.dashboard.server import Dashboard
 
-LISTENER_ORDER = ("apns", "apns_sandbox", "fcm", "webpush")
+log = logging.getLogger("pushsim.simulator")
 
 
 class Simulator:
@@ -90,7 +91,7 @@ class Simulator:
         self.state_dir = Path(state_dir)
         # subscriptions carry the real push services' endpoints (for ``pushsim exec``)
         self.real_hosts = real_hosts
-        self.front_door: FrontDoor | None = None  # DIR/frontdoor.sock: the real hostnames
+        self.front_door: FrontDoor | None = None  # the real hostnames, on a Unix socket
         self.host = host
         self.port = port
         self.tls = tls
@@ -125,7 +126,11 @@ class Simulator:
         # the user behind each device: shown, opened (simulator.state.device_user)
         self.users: SimulatedUsers | None = None
         # the live dashboard on hypercorn (off the provider hot path): simulator.dashboard
-        self.dashboard = Dashboard(self, port=dashboard_port) if dashboard else None
+        self.dashboard: Dashboard | None = None
+        if dashboard:  # imported only when asked for: hypercorn costs every start ~0.5 s
+            from simulator.dashboard.server import Dashboard
+
+            self.dashboard = Dashboard(self, port=dashboard_port)
         if self.dashboard is not None:
             self.parts.append(Contribution("dashboard", control=self.dashboard.register_control))
 

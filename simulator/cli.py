@@ -81,7 +81,7 @@ def port_error(port: int, listeners: int) -> str | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulator.app import LISTENER_ORDER, Simulator, serve
+    from simulator.listeners import LISTENER_ORDER
 
     err = validate_loopback(args.host)
     if err:
@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from loadtests.scenario.load import resolve  # bundled names as ``pushsim run`` takes them
+    from scenarios import resolve  # bundled names as ``pushsim run`` takes them
 
     scenario = None if args.scenario is None else resolve(args.scenario)
     if scenario is not None and not scenario.is_file():
@@ -118,6 +118,8 @@ def main(args: argparse.Namespace) -> int:
         except FaultSpecError as exc:
             print(f"pushsim simulator: --scenario: {exc}", file=sys.stderr)
             return 2
+    from simulator.app import Simulator, serve  # after the checks: a bad flag answers at once
+
     sim = Simulator(
         args.state_dir,
         host=args.host,

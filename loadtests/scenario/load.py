@@ -29,10 +29,10 @@ from loadtests.scenario.model import (
 )
 from loadtests.scenario.target import target as read_target
 from pushsim import yamlfile
-from scenarios import SCENARIOS_DIR, bundled
+from scenarios import bundled, resolve
 
 # what a caller needs; ScenarioError is defined with the field checks that raise it
-__all__ = ["ScenarioError", "load", "loads", "resolve", "validate"]
+__all__ = ["ScenarioError", "load", "loads", "validate"]
 
 PROVIDERS = ("apns", "fcm", "webpush")
 SHAPES = ("steady", "ramp", "spike")
@@ -263,15 +263,6 @@ def validate(
 def loads(text: str, source: str = "<scenario>", *, quick: bool = False) -> Scenario:
     data, lines = _compose(text, source)
     return validate(data, source, lines, quick=quick)
-
-
-def resolve(name_or_path: str) -> Path:
-    """A scenario by bundled name (``smoke``) or by path."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    bundled = SCENARIOS_DIR / f"{name_or_path}.yaml"
-    return bundled if bundled.exists() else p
 
 
 def load(name_or_path: str, *, quick: bool = False) -> Scenario:
