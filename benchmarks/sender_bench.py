@@ -21,8 +21,13 @@ process and the simulator spent per notification in the timed section (µs/notif
 machine is shared, so throughput is noisy; the CPU figures are steadier. Client and
 simulator each need a core: at these rates the simulator is often the bottleneck.
 
+Then the API path (``benchmarks/sender_api.py``; ``--no-api`` skips it): ``pushsim
+sender`` processes on SQLite and on PostgreSQL, the single and the batch API against the
+core's direct APNs figure, and two PostgreSQL instances against one; ``--profile`` adds
+where the API path's time goes.
+
     .venv/bin/python benchmarks/sender_bench.py [-n 2000] [-c 100] [--rounds 2] \
-        [--providers apns,fcm,webpush]
+        [--providers apns,fcm,webpush] [--batch 100] [--no-api] [--profile]
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ async def prepare(sender: Sender, req: NotificationRequest) -> Job:
     nid = uuid.uuid4().hex
     (target,) = req.tokens
     row = DeliveryRow(
-        sender.outbox.next_delivery_id(),
+        sender.storage.next_delivery_id(),
         nid,
         target.provider,
         target.token,
@@ -127,8 +132,8 @@ async def prepare(sender: Sender, req: NotificationRequest) -> Job:
         str(uuid.uuid4()),
     )
     deadline = now + sender.config.deadline
-    await sender.outbox.accept(
-        NotificationRow(nid, now, req.message.to_json(), deadline, None, 1), [row]
+    await sender.storage.accept(
+        [(NotificationRow(nid, now, req.message.to_json(), deadline, None, 1), [row])]
     )
     assert sender.dispatcher is not None
     return Job(row, Prepared(nid, req.message, now, deadline), sender.dispatcher.retry)
@@ -389,6 +394,7 @@ async def bench(args: argparse.Namespace, state: Path) -> int:
                     )
                 if who not in best or rate(res) > rate(best[who]):
                     best[who] = res
+        CORE_RATE[provider] = rate(best["ours"])
         for who, name in (
             ("peer", peer_name),
             ("ours", "pushsim sender core"),
@@ -422,6 +428,9 @@ async def bench(args: argparse.Namespace, state: Path) -> int:
     return 0
 
 
+CORE_RATE: dict[str, float] = {}  # provider -> the core's direct notifications per second
+
+
 def main() -> int:
     import logging
 
@@ -444,10 +453,18 @@ def main() -> int:
         type=lambda s: [p.strip() for p in s.split(",") if p.strip()],
         default=["apns", "fcm", "webpush"],
     )
+    parser.add_argument(
+        "--batch", type=int, default=100, help="notifications per batch API call (default 100)"
+    )
+    parser.add_argument("--no-api", action="store_true", help="skip the API path")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile the API path (SQLite) and print it"
+    )
     args = parser.parse_args()
     for p in args.providers:
         if p not in PEERS:
             parser.error(f"--providers: unknown provider {p!r}")
+    n = args.n
     state = Path(tempfile.mkdtemp(prefix="pushsim-bench-sim-"))
     global SIM_PID
     with simulator_process(state, "--seed", "7") as (proc, _endpoints):
@@ -458,7 +475,21 @@ def main() -> int:
             uvloop.install()
         except ImportError:
             pass
-        return asyncio.run(bench(args, state))
+        code = asyncio.run(bench(args, state))
+        if code == 0 and not args.no_api:
+            from benchmarks.sender_api import api_section
+
+            base = json.loads((state / "endpoints.json").read_text())["control"]
+            api_section(
+                state,
+                base,
+                lambda k: mint(base, "apns", k),
+                n,
+                args.batch,
+                CORE_RATE.get("apns", 0.0),
+                args.profile,
+            )
+        return code
 
 
 if __name__ == "__main__":

@@ -251,7 +251,7 @@ class PgWriter:
         return True
 
     async def _write(self, cur: AsyncCursor[Any], b: Pending) -> list[list[str | None]]:
-        results = [await self._insert(cur, a) for a in b.accepts] if b.accepts else []
+        results = await self._insert(cur, b.accepts) if b.accepts else []
         if any(not a.owned for a in b.accepts):
             b.notices.append((WORK_CHANNEL, ""))
         if b.updates:
@@ -285,10 +285,13 @@ class PgWriter:
             await cur.execute(NOTIFY, ([c for c, _ in b.notices], [p for _, p in b.notices]))
         return results
 
-    async def _insert(self, cur: AsyncCursor[Any], a: _Accept) -> list[str | None]:
-        """One accept's notifications and deliveries; per notification None (written) or
-        the id already holding its idempotency key (nothing of it written)."""
-        ns = [n for n, _ in a.items]
+    async def _insert(
+        self, cur: AsyncCursor[Any], accepts: list[_Accept]
+    ) -> list[list[str | None]]:
+        """The accepts' notifications and deliveries, all in two statements; per accept, per
+        notification None (written) or the id already holding its idempotency key (nothing
+        of it written)."""
+        ns = [n for a in accepts for n, _ in a.items]
         await cur.execute(
             INSERT_NOTIFICATIONS,
             (
@@ -309,23 +312,34 @@ class PgWriter:
                 (lost,),
             )
             holders = {str(k): str(i) for k, i in await cur.fetchall()}
-        rows = [d for n, ds in a.items if n.id in written for d in ds]
+        rows = [
+            (d, self.me if a.owned else None)
+            for a in accepts
+            for n, ds in a.items
+            if n.id in written
+            for d in ds
+        ]
         if rows:
-            owner = self.me if a.owned else None
             await cur.execute(
                 INSERT_DELIVERIES,
                 (
-                    [d.id for d in rows],
-                    [d.notification_id for d in rows],
-                    [d.provider for d in rows],
-                    [d.token for d in rows],
-                    [json.dumps(d.target) if d.target else None for d in rows],
-                    [d.message_id for d in rows],
-                    [d.status for d in rows],
-                    [owner] * len(rows),
+                    [d.id for d, _ in rows],
+                    [d.notification_id for d, _ in rows],
+                    [d.provider for d, _ in rows],
+                    [d.token for d, _ in rows],
+                    [json.dumps(d.target) if d.target else None for d, _ in rows],
+                    [d.message_id for d, _ in rows],
+                    [d.status for d, _ in rows],
+                    [owner for _, owner in rows],
                 ),
             )
-        return [None if n.id in written else holders.get(n.idempotency_key or "", n.id) for n in ns]
+        return [
+            [
+                None if n.id in written else holders.get(n.idempotency_key or "", n.id)
+                for n, _ in a.items
+            ]
+            for a in accepts
+        ]
 
     async def close(self) -> None:
         """Write what is queued (once) and stop taking more."""
