@@ -25,6 +25,7 @@ listener on the same ports (SO_REUSEPORT: the kernel spreads connections over th
 (APNs provider-token updates, stream limits, idle timeout) hold per connection exactly,
 as before; APNs' per-device TooManyRequests and Web Push's per-subscription rate are per
 process; a throttle window hands its provider's sends to the primary while it is open,
-so its bucket is counted once. The Retry-After ledger is per process: a request that
-comes early to another process than the one that answered 429 is not seen as early.
+so its bucket is counted once. Retry-After holds (a 429 or 503 with Retry-After) are
+shared within a sync: a retry that comes early to another process than the one that
+answered is seen as early there (:mod:`.ledger`).
 """

@@ -2,10 +2,11 @@
 
 Every :data:`SYNC_INTERVAL` the primary ships what changed: the device population's
 delta (new cohorts, devices killed or reinstalled: :mod:`.replica`), each provider's
-settings (:mod:`.providers`) and the fault plan with its run clock. It answers what
-workers ask at once (a request handed over whole, an FCM send to decide, an access
-token), and applies what they report: deliveries (routed as the provider routes its
-own), sends to dead tokens, expiries, counters (:mod:`.tally`).
+settings (:mod:`.providers`), the fault plan with its run clock, and the Retry-After
+holds given or ended (:mod:`.ledger`). It answers what workers ask at once (a request
+handed over whole, an FCM send to decide, an access token), and applies what they
+report: deliveries (routed as the provider routes its own), sends to dead tokens,
+expiries, counters (:mod:`.tally`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from simulator.parts import Contribution
 from simulator.state.population import SyncMark
 from simulator.wire import Action, ConnectionInfo, Request
 from simulator.workers.channel import Channel
+from simulator.workers.ledger import LedgerSync
 from simulator.workers.providers import DELIVERIES, UNINSTALLS, FcmWorkers, provider_table
 from simulator.workers.tally import merge
 from simulator.workers.worker import SYNC_INTERVAL, Hello, worker_main
@@ -62,6 +64,7 @@ class WorkerPool:
         self.count = workers - 1
         self.table = provider_table()
         self._mark: SyncMark = (0, 0)  # how far the workers follow the population
+        self.ledger = LedgerSync(lambda: sim.faults.record.ledger, sim.faults.now)
         self.procs: list[Any] = []
         self.channels: dict[int, Channel] = {}
         self.ready: dict[int, asyncio.Event] = {}
@@ -83,6 +86,7 @@ class WorkerPool:
             "rejected": lambda _w, data: sim.registry.note_rejection(*data),
             "uninstall": self._uninstall,
             "counters": self._counters,
+            "ledger": self._holds,
         }
 
     # -- starting and stopping ------------------------------------------------------------
@@ -174,6 +178,9 @@ class WorkerPool:
         rt = sim.faults
         if self._changed("plan", (rt.plan.version, rt.started_mono)):
             self._broadcast("plan", plan_snapshot(sim))
+        holds = self.ledger.changes()
+        if holds:
+            self._broadcast("ledger", holds)
 
     # -- workers -> primary -----------------------------------------------------------------
 
@@ -225,6 +232,13 @@ class WorkerPool:
         uninstall = UNINSTALLS.get(provider)
         if dev is not None and uninstall is not None:
             uninstall(self.sim, dev, cause, reason)
+
+    def _holds(self, index: int, holds: Any) -> None:
+        """Retry-After holds a worker gave or ended: noted here, passed to the others."""
+        self.ledger.note(holds)
+        for other, channel in self.channels.items():
+            if other != index:
+                channel.send("ledger", holds)
 
     def _counters(self, index: int, data: Any) -> None:
         grown, served = data

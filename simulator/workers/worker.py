@@ -38,6 +38,7 @@ from simulator.state.credentials import ensure_credentials, server_ssl_context
 from simulator.state.population import PopulationDelta
 from simulator.wire import Action, Handler, Later, Request
 from simulator.workers.channel import Channel
+from simulator.workers.ledger import LedgerSync
 from simulator.workers.providers import ProviderWorkers, provider_table
 from simulator.workers.replica import ReplicaRegistry
 from simulator.workers.tally import Tally
@@ -151,6 +152,7 @@ class ReplicaSimulator(Simulator):
         self.replica = ReplicaRegistry(self.clock, hello.token_key, link)
         self.registry = self.replica
         self.table: dict[str, ProviderWorkers] = provider_table()
+        self.ledger = LedgerSync(lambda: self.faults.record.ledger, self.faults.now)
 
     def listener_port(self, name: str, index: int) -> int:
         return self.ports.get(name, 0)
@@ -207,6 +209,7 @@ class Worker:
             "population": ReplicaSimulator.apply_population,
             "settings": ReplicaSimulator.apply_settings,
             "plan": ReplicaSimulator.apply_plan,
+            "ledger": lambda sim, holds: sim.ledger.note(holds),
             "stop": lambda sim, data: self.stop.set(),
         }
 
@@ -231,6 +234,9 @@ class Worker:
             grown = tally.take()
             if grown or served:
                 channel.send("counters", (grown, dict(served)))
+            holds = sim.ledger.changes()
+            if holds:
+                channel.send("ledger", holds)
         await sim.stop()
         channel.send("counters", (tally.take(), dict(link.served - shipped)))
         channel.close()

@@ -65,12 +65,24 @@ def spread(
     outcome: tuple[str, str],
     total: int,
 ) -> list[H2Client]:
-    """``total`` connections to ``listener``, at least one on each process.
+    """``total`` connections to ``listener``, at least one on each process."""
+    return [c for c, _ in placed(endpoints, listener, probe, outcome, total)]
+
+
+def placed(
+    endpoints: Endpoints,
+    listener: str,
+    probe: Callable[[H2Client], None],
+    outcome: tuple[str, str],
+    total: int,
+) -> list[tuple[H2Client, bool]]:
+    """``total`` connections to ``listener``, at least one on each process, each with
+    whether the worker holds it.
 
     Each new connection sends ``probe`` (a request counted under ``outcome`` by the
     process that reads it); once the count shows it, the worker's share of requests
     read tells which process holds the connection."""
-    clients: list[H2Client] = []
+    clients: list[tuple[H2Client, bool]] = []
     on_worker = on_primary = 0
     base = counted(endpoints, *outcome)
     for n in range(1, 41):
@@ -80,11 +92,10 @@ def spread(
         deadline = time.monotonic() + 5
         while counted(endpoints, *outcome) < base + n and time.monotonic() < deadline:
             time.sleep(0.02)
-        if worker_served(endpoints, listener) > served:
-            on_worker += 1
-        else:
-            on_primary += 1
-        clients.append(c)
+        on = worker_served(endpoints, listener) > served
+        on_worker += on
+        on_primary += not on
+        clients.append((c, on))
         if on_worker and on_primary and len(clients) >= total:
             return clients
     raise AssertionError(f"40 connections, worker {on_worker}, primary {on_primary}")
@@ -288,3 +299,32 @@ def test_a_throttle_is_counted_once_across_processes(two: tuple[Path, Endpoints]
         for i in range(20)
     ]
     assert statuses.count(200) == 5 and statuses.count(429) == 15
+
+
+def test_a_retry_after_given_by_one_process_holds_on_the_other(
+    two: tuple[Path, Endpoints],
+) -> None:
+    state, endpoints = two
+    apns = control(endpoints, "POST", "/_sim/devices", {"provider": "apns", "count": 2})["devices"]
+    headers = [
+        ("authorization", f"bearer {make_token(state)}"),
+        ("apns-topic", "com.example.pushsim"),
+    ]
+    time.sleep(0.2)
+
+    def probe(c: H2Client) -> None:
+        assert c.request(f"/3/device/{apns[0]['token']}", headers)[0] == 200
+
+    conns = placed(endpoints, "apns", probe, ("apns", "delivered"), 2)
+    on_worker = next(c for c, w in conns if w)
+    on_primary = next(c for c, w in conns if not w)
+    target = apns[1]["token"]
+    outage = {"kind": "outage", "provider": "apns", "token": target, "retry_after": 30}
+    control(endpoints, "POST", "/_sim/faults", {"id": "hold", **outage})
+    time.sleep(0.2)
+    for answering, retrying in ((on_worker, on_primary), (on_primary, on_worker)):
+        assert answering.request(f"/3/device/{target}", headers)[1].get("retry-after") == "30"
+        time.sleep(0.3)  # the hold reaches the other process; the retry is not in flight
+        assert retrying.request(f"/3/device/{target}", headers)[0] == 503
+    time.sleep(0.2)
+    assert control(endpoints, "GET", "/_sim/timeline")["retry_after_violations"]["apns"] == 3
