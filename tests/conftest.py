@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from nodejs import install_web_push
 
 from simulator.testing.handle import SimulatorHandle
 
@@ -33,3 +34,9 @@ def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     records = caplog.get_records("setup") + caplog.get_records("call")
     errors = [r for r in records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() + (r.exc_text or "") for r in errors]
+
+
+@pytest.fixture(scope="session")
+def web_push_installed() -> None:
+    """npm's web-push in tests/node/node_modules (installed on first use), or a skip saying why."""
+    install_web_push()

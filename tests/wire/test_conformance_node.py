@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,48 +24,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from nodejs import NODE_DIR, require_node
 
 from simulator.testing.handle import SimulatorHandle, running_simulator
-
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
-
-
-def _require_node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not on PATH")
-    return node
-
-
-@pytest.fixture(scope="module")
-def web_push_installed() -> None:
-    """Install the npm web-push package into tests/node/node_modules when it is missing."""
-    _require_node()
-    if (NODE_DIR / "node_modules" / "web-push" / "package.json").exists():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not on PATH (needed to install web-push)")
-    try:
-        proc = subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--no-package-lock",
-                "--prefix",
-                str(NODE_DIR),
-            ],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install web-push timed out")
-    if proc.returncode != 0 or not (NODE_DIR / "node_modules" / "web-push").is_dir():
-        pytest.skip(f"npm install web-push failed: {proc.stderr.strip()[-500:]}")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +39,7 @@ def run_node(
     sim: SimulatorHandle, script: str, request: dict[str, Any], tmp: Path, trust_ca: bool = True
 ) -> Any:
     """Run ``tests/node/<script>`` with the request as a JSON file; returns its JSON line."""
-    node = _require_node()
+    node = require_node()
     req_file = tmp / f"{script}.request.json"
     req_file.write_text(json.dumps(request))
     env = {k: v for k, v in os.environ.items() if k != "NODE_EXTRA_CA_CERTS"}

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from nodejs import NODE_DIR, require_node
 
 from simulator.netns.namespace import unavailable
 from simulator.testing.handle import SimulatorHandle, apns_provider_token, running_simulator
@@ -32,7 +33,6 @@ WHY = unavailable()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"pushsim exec: {WHY}")
 
 ROOT = Path(__file__).resolve().parents[3]
-NODE_DIR = ROOT / "tests" / "node"
 EXEC_TIMEOUT = 90.0
 
 
@@ -162,10 +162,8 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def test_node_web_push(sim: SimulatorHandle, tmp_path: Path) -> None:
-    node = shutil.which("node")
-    if node is None or not (NODE_DIR / "node_modules" / "web-push").is_dir():
-        pytest.skip("node web-push is not installed (npm install --prefix tests/node)")
+def test_node_web_push(sim: SimulatorHandle, web_push_installed: None, tmp_path: Path) -> None:
+    node = require_node()
     meta = json.loads((sim.state_dir / "webpush" / "vapid.json").read_text())
     key = serialization.load_pem_private_key(meta["private_key"].encode(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
