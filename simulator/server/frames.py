@@ -1,5 +1,6 @@
 """The h2 hot path's shortcuts: raw HEADERS/DATA frames, a literal-only HPACK encoder, and
-a cache for Huffman-decoded request headers.
+a cache for Huffman-decoded request headers (:mod:`~simulator.server.huffman`, bounded in
+bytes). Its connection reads through :mod:`~simulator.server.blocks`' bounded frame buffer.
 
 Each one replaces a piece of h2/hpack that profiling (py-spy under h2load) showed among
 the server's largest costs, while keeping h2's connection and stream state machines in
@@ -9,7 +10,6 @@ so every frame the client sends still goes through h2.
 
 from __future__ import annotations
 
-import functools
 import logging
 import struct
 from typing import Any
@@ -23,6 +23,8 @@ from h2.stream import StreamClosedBy, StreamInputs
 from hpack.hpack import encode_integer
 from hyperframe.frame import RstStreamFrame
 
+from simulator.server.blocks import BoundedFrameBuffer, decode_block
+from simulator.server.huffman import HuffmanCache
 from simulator.server.streamlimit import Admit, StreamLimit, StreamRules, initial_limit
 
 
@@ -37,30 +39,9 @@ class _QuietLog:
 if not logging.getLogger("hpack").isEnabledFor(logging.DEBUG):
     hpack.hpack.log = _QuietLog()  # type: ignore[assignment]
 
-_decode_huffman = hpack.hpack.decode_huffman  # type: ignore[attr-defined]
-
-
-@functools.lru_cache(maxsize=4096)
-def _decode_huffman_cached(data: bytes) -> bytes:
-    result: bytes = _decode_huffman(data)
-    return result
-
-
-def _decode_huffman_fast(huffman_string: bytes | bytearray | memoryview | None) -> bytes:
-    """Huffman-decode header strings, remembering long ones.
-
-    Clients send ``authorization`` (a provider token or VAPID JWT of 200-500 bytes) as a
-    never-indexed literal, so without this every request pays a pure-Python Huffman
-    decode of the same JWT (measured at about a quarter of the server's time). A sender
-    reuses one token for many minutes, so a small LRU makes that a dict lookup.
-    """
-    if type(huffman_string) is bytes and len(huffman_string) >= 20:
-        return _decode_huffman_cached(huffman_string)
-    result: bytes = _decode_huffman(huffman_string)
-    return result
-
-
-hpack.hpack.decode_huffman = _decode_huffman_fast  # type: ignore[attr-defined]
+# every request's Huffman-coded header values go through a cache bounded in bytes
+HUFFMAN_CACHE = HuffmanCache(hpack.hpack.decode_huffman)  # type: ignore[attr-defined]
+hpack.hpack.decode_huffman = HUFFMAN_CACHE  # type: ignore[attr-defined]
 
 
 # Header validation and normalisation off both ways: the provider cores validate what
@@ -111,6 +92,8 @@ class ServerConnection(h2.connection.H2Connection):
         # refused stream id -> (its header block, the body bytes read with it)
         self.refused: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
         self.violations: list[int] = []  # streams opened over an acknowledged limit
+        self.incoming_buffer: BoundedFrameBuffer = BoundedFrameBuffer()
+        self.refused_count = 0  # streams refused so far (the driver's flood counter reads it)
 
     def _receive_settings_frame(self, frame: Any) -> Any:
         if "ACK" in frame.flags:
@@ -158,7 +141,8 @@ class ServerConnection(h2.connection.H2Connection):
 
     def _refuse(self, frame: Any) -> Any:
         sid = frame.stream_id
-        headers = self.decoder.decode(frame.data, raw=True)  # keeps the HPACK table in step
+        headers = decode_block(self.decoder, frame.data)  # keeps the HPACK table in step
+        self.refused_count += 1
         if len(self.refused) < MAX_HELD_STREAMS:
             self.refused[sid] = ([(bytes(k), bytes(v)) for k, v in headers], bytearray())
         self.highest_inbound_stream_id = sid
