@@ -24,6 +24,14 @@ Modules:
   resets and GOAWAY to frames.
 - :mod:`.http11`: the HTTP/1.1 driver.
 - :mod:`.frames`: the h2 fast path: raw HEADERS/DATA frames, the literal-only HPACK
-  encoder, the Huffman decode cache.
+  encoder; :mod:`.huffman`: the Huffman decode cache, bounded in bytes; :mod:`.blocks`:
+  header blocks bounded while they arrive.
 - :mod:`.driver`: the Protocols between a connection and its driver.
+
+What one peer may make a listener hold or do (:mod:`.limits`, one value per listener):
+:mod:`.admission` (connections, against the process's descriptors), :mod:`.watchdog`
+(opening and header-block deadlines), :mod:`.floods` (per-connection frame-flood counters),
+:mod:`.h2peer` (the h2 driver's body cap, flood answers and per-turn request budget); the
+HTTP/1.1 driver holds its own, and every connection stops reading while its write buffer
+is full.
 """

@@ -34,6 +34,13 @@ class Driver(Protocol):
     def busy(self) -> bool:
         """Whether a request is still open (the idle timeout waits for it)."""
 
+    def started(self) -> bool:
+        """Whether the protocol is under way (h2: the preface is in; HTTP/1.1: a whole
+        request head); until then the listener's preface timeout runs."""
+
+    def head_pending(self) -> bool:
+        """Whether a header block has begun and not ended (the header-block timeout runs)."""
+
 
 class DriverHost(Protocol):
     """What a driver needs from its connection."""
@@ -58,3 +65,12 @@ class DriverHost(Protocol):
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
+
+    def now(self) -> float:
+        """Monotonic seconds (the listener's clock), for the flood counters."""
+        ...
+
+    def pause_reading(self, reason: str) -> None:
+        """Stop reading from the socket until :meth:`resume_reading` with ``reason``."""
+
+    def resume_reading(self, reason: str) -> None: ...

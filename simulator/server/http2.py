@@ -1,11 +1,11 @@
 """The HTTP/2 driver: h2's connection and stream events in, :class:`Request` out;
 responses, resets and GOAWAY back out as frames.
 
-A request is handed to the connection only when its stream ends. Common responses (one
-HEADERS frame, at most one DATA frame that fits the windows) go through
-:meth:`ServerConnection.send_response`, the raw-frame fast path; anything else takes h2's
-own ``send_headers``/``send_data``, with bodies larger than the flow-control window kept
-until WINDOW_UPDATE. Everything written while one read is handled leaves in one write.
+A request is handed to the connection only when its stream ends, and only once the frames
+read with it are all in (a stream reset in the same read never reaches the handler); or
+when its body outgrows the cap (:mod:`~simulator.server.h2peer`). Responses are written by
+:mod:`~simulator.server.h2write` (the raw-frame fast path, or h2's own); everything written
+while one read is handled leaves in one write.
 """
 
 from __future__ import annotations
@@ -13,32 +13,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import h2.events
 import h2.exceptions
 import h2.settings
-import hpack
 
 from simulator.server.driver import DriverHost
-from simulator.server.frames import H2_CONFIG, UNIQUE_PER_RESPONSE, LiteralEncoder, ServerConnection
+from simulator.server.frames import H2_CONFIG, LiteralEncoder, ServerConnection
+from simulator.server.h2peer import ENHANCE_YOUR_CALM, FLOOD_EVENTS, PeerBounds, ReadyStreams
+from simulator.server.h2write import STREAM_GONE as _STREAM_GONE
+from simulator.server.h2write import H2Stream as _Stream
+from simulator.server.h2write import ResponseWriter
+from simulator.server.limits import PeerLimits
 from simulator.server.streamlimit import StreamRules, initial_limit
 from simulator.wire import ConnectionInfo, Request, Respond
 
 log = logging.getLogger("pushsim.server")
 
-_STREAM_GONE = (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError)
 _MCS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 _PROTOCOL_ERROR = 1
+CALM_LINGER = 1.0  # seconds a connection told to calm down is read (and dropped) before closing
 
 
-@dataclass
-class _Stream:
-    headers: list[tuple[bytes, bytes]]
-    body: bytearray = field(default_factory=bytearray)
-    pending: bytes = b""  # response body bytes waiting for flow-control window
-    closed: bool = False
+def _no_write(data: bytes | bytearray | memoryview) -> None:
+    pass
 
 
 class H2Driver:
@@ -52,6 +51,7 @@ class H2Driver:
         rules: StreamRules,
         initial_window_size: int,
         violation_debug: bytes | None = None,
+        peers: PeerLimits | None = None,
     ) -> None:
         """``rules``: the stream limit (:mod:`~simulator.server.streamlimit`);
         ``violation_debug``: the GOAWAY debug data for a client over an acknowledged limit
@@ -60,13 +60,18 @@ class H2Driver:
         self.info = info
         info.http_version = "2"
         self.streams: dict[int, _Stream] = {}
+        self._transport = transport
         self._write = transport.write
         self._run = host.run
         self._arm_idle = host.arm_idle
         self._batching = False  # responses queued while handling one read are written once
-        self._flush_armed = False
         self._going_away = False
         self._violation_debug = violation_debug
+        peers = peers or PeerLimits()
+        self._window = peers.connection_window
+        # streams complete in this read, run once it is all in (a bounded number per turn)
+        self.ready = ReadyStreams(self._dispatch, self._waiting, host, lambda: self.receive(b""))
+        self._calm = False  # GOAWAY ENHANCE_YOUR_CALM sent: nothing more is read
         self.encoder = LiteralEncoder()
         conn = ServerConnection(H2_CONFIG, initial_limit(rules), violation_debug is not None)
         conn.encoder = self.encoder  # type: ignore[assignment]  # encode + header_table_size, all h2 uses
@@ -79,13 +84,16 @@ class H2Driver:
             },
         )
         self.conn = conn
+        self.writer = ResponseWriter(conn, self.encoder, self.streams)
+        self.bounds = PeerBounds(peers, conn, host.now, self._calm_down)
 
     def start(self, initial: bytes) -> None:
         """Send our preface (SETTINGS, a wide connection window), then read ``initial``."""
         conn = self.conn
         conn.initiate_connection()
-        # Open the connection-level receive window wide as well.
-        conn.increment_flow_control_window(1 << 24)
+        # Open the connection-level receive window wide as well (credit comes back only for
+        # body bytes consumed, so this bounds what unfinished bodies can hold).
+        conn.increment_flow_control_window(max(1, self._window - 65535))
         self.flush()
         if initial:
             self.receive(initial)
@@ -99,6 +107,8 @@ class H2Driver:
     # -- reading ----------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
+        if self._calm:
+            return
         self._batching = True
         try:
             self._events(data)
@@ -124,6 +134,10 @@ class H2Driver:
             handler = on.get(type(ev))
             if handler is not None and handler(self, ev):
                 return
+        if self.ready.ids:
+            self.ready.run()
+        if conn.refused_count != self.bounds.refused_seen and self.bounds.refused_flood():
+            return
         if conn.refused:
             self._report_refused()
         if conn.violations:
@@ -147,36 +161,65 @@ class H2Driver:
     def _on_request(self, ev: h2.events.RequestReceived) -> bool:
         self.streams[ev.stream_id] = _Stream(ev.headers)
         if ev.stream_ended is not None:
-            self._dispatch(ev.stream_id)
+            self.ready.ids.append(ev.stream_id)
         return False
 
     def _on_data(self, ev: h2.events.DataReceived) -> bool:
-        st = self.streams.get(ev.stream_id)
-        if ev.flow_controlled_length:
-            self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-        if st is not None:
-            st.body += ev.data
-            if ev.stream_ended is not None:
-                self._dispatch(ev.stream_id)
+        sid = ev.stream_id
+        st = self.streams.get(sid)
+        n = ev.flow_controlled_length
+        if st is None or st.closed:  # answered, or cut at the cap: thrown away
+            return self.bounds.thrown_away(sid, n)
+        if not n and ev.stream_ended is None:
+            return self.bounds.over("empty_data")
+        st.held += n
+        st.body += ev.data
+        if ev.stream_ended is not None:
+            self.ready.ids.append(sid)
+        elif len(st.body) > self.bounds.max_body:
+            self.bounds.cut(sid)
+            self.ready.ids.append(sid)  # to the handler as it is: the cores answer by length
         return False
 
     def _on_stream_ended(self, ev: h2.events.StreamEnded) -> bool:
         if ev.stream_id in self.streams:
-            self._dispatch(ev.stream_id)
+            self.ready.ids.append(ev.stream_id)
         return False
 
     def _on_stream_reset(self, ev: h2.events.StreamReset) -> bool:
-        self.streams.pop(ev.stream_id, None)
-        return False
+        st = self.streams.pop(ev.stream_id, None)
+        self.bounds.forget(ev.stream_id)
+        if st is not None and st.held:
+            self.conn.acknowledge_received_data(st.held, ev.stream_id)
+        return ev.remote_reset and self.bounds.over("reset")
 
     def _on_window_updated(self, ev: h2.events.WindowUpdated) -> bool:
-        self._resume_pending(ev.stream_id)
+        if self.bounds.over("window_update"):
+            return True
+        self.writer.resume_pending(ev.stream_id)
         return False
 
     def _on_terminated(self, ev: h2.events.ConnectionTerminated) -> bool:
+        self.ready.run()  # what came before the client's GOAWAY is still answered
         self.flush()
         self.host.close()
         return True
+
+    def _on_flood_frame(self, ev: Any) -> bool:
+        return self.bounds.over(FLOOD_EVENTS[type(ev)])
+
+    def _calm_down(self, debug_data: bytes) -> None:
+        """Past a flood limit (simulator.server.h2peer): what is complete is still run,
+        then GOAWAY ENHANCE_YOUR_CALM and a FIN; what the peer still sends is read and
+        dropped for a moment (closing on unread bytes would reset the connection, and the
+        peer's kernel would drop the GOAWAY), then the connection closes."""
+        self._calm = True
+        self.ready.run()
+        self.go_away(ENHANCE_YOUR_CALM, debug_data, None)
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+            self._write = _no_write  # nothing may follow the FIN
+        asyncio.get_running_loop().call_later(CALM_LINGER, self.host.close)
 
     def _dispatch(self, stream_id: int) -> None:
         st = self.streams.get(stream_id)
@@ -186,8 +229,15 @@ class H2Driver:
         if violations and stream_id >= violations[0]:
             return  # lost to the GOAWAY this read ends with
         st.closed = True
+        if st.held:  # consumed now: the client may send as much again
+            self.conn.acknowledge_received_data(st.held, stream_id)
+            st.held = 0
         self._arm_idle()
         self._run(self._request(stream_id, st))
+
+    def _waiting(self, stream_id: int) -> bool:
+        st = self.streams.get(stream_id)
+        return st is not None and not st.closed
 
     def _request(self, stream_id: int, st: _Stream) -> Request:
         method = path = authority = ""
@@ -217,88 +267,11 @@ class H2Driver:
         stream_id = req.stream_id
         if self.host.closed or stream_id not in self.streams:
             return
-        if resp.status < 200 or not self._send_fast(stream_id, resp):
-            self._send_h2(stream_id, resp)  # 1xx (informational) responses take h2's path
+        writer = self.writer
+        if resp.status < 200 or not writer.send_fast(stream_id, resp):
+            writer.send_h2(stream_id, resp)  # 1xx (informational) responses take h2's path
         if not self._batching:  # inside receive, one write at the end covers all
-            if not self._flush_armed:
-                self._flush_armed = True
-                asyncio.get_running_loop().call_soon(self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._flush_armed = False
-        self.flush()
-
-    def _send_fast(self, stream_id: int, resp: Respond) -> bool:
-        """The raw-frame path; False (nothing sent, nothing changed) when h2's is needed."""
-        enc = self.encoder
-        body = resp.body
-        owed = enc.size_update
-        block = enc.encode_response(resp.status, resp.headers, len(body))
-        try:
-            sent = self.conn.send_response(stream_id, block, body)
-        except _STREAM_GONE:
-            enc.size_update = owed  # not sent: the size update is still owed
-            self.streams.pop(stream_id, None)
-            return True
-        if sent:
-            self.streams.pop(stream_id, None)
-        else:
-            enc.size_update = owed
-        return sent
-
-    def _send_h2(self, stream_id: int, resp: Respond) -> None:
-        conn = self.conn
-        body = resp.body
-        hdrs: list[tuple[bytes, bytes]] = [(b":status", str(resp.status).encode())]
-        for k, v in resp.headers:
-            if k in UNIQUE_PER_RESPONSE:
-                # never indexed: a value seen once would only churn the HPACK table
-                hdrs.append(hpack.NeverIndexedHeaderTuple(k.encode("latin-1"), v.encode()))
-            else:
-                hdrs.append((k.encode("latin-1"), v.encode("utf-8")))
-        try:
-            if not body:
-                conn.send_headers(stream_id, hdrs, end_stream=True)
-                self.streams.pop(stream_id, None)
-            else:
-                hdrs.append((b"content-length", str(len(body)).encode()))
-                conn.send_headers(stream_id, hdrs, end_stream=False)
-                self._send_body(stream_id, body)
-        except _STREAM_GONE:
-            self.streams.pop(stream_id, None)
-
-    def _send_body(self, stream_id: int, body: bytes) -> None:
-        conn = self.conn
-        window = conn.local_flow_control_window(stream_id)
-        chunk = min(window, conn.max_outbound_frame_size)
-        if len(body) <= chunk:
-            conn.send_data(stream_id, body, end_stream=True)
-            self.streams.pop(stream_id, None)
-            return
-        # Flow control: send what fits, keep the rest until WINDOW_UPDATE.
-        while body and chunk > 0:
-            conn.send_data(stream_id, body[:chunk])
-            body = body[chunk:]
-            window = conn.local_flow_control_window(stream_id)
-            chunk = min(window, conn.max_outbound_frame_size, len(body))
-        if body:
-            st = self.streams.get(stream_id)
-            if st is not None:
-                st.pending = body
-        else:
-            conn.end_stream(stream_id)
-            self.streams.pop(stream_id, None)
-
-    def _resume_pending(self, stream_id: int) -> None:
-        targets = [stream_id] if stream_id else list(self.streams)
-        for sid in targets:
-            st = self.streams.get(sid)
-            if st is not None and st.pending:
-                body, st.pending = st.pending, b""
-                try:
-                    self._send_body(sid, body)
-                except _STREAM_GONE:
-                    self.streams.pop(sid, None)
+            self.flush()
 
     def reset_stream(self, req: Request, error_code: int) -> None:
         try:
@@ -337,6 +310,12 @@ class H2Driver:
     def busy(self) -> bool:
         return bool(self.streams)
 
+    def started(self) -> bool:
+        return self.conn.incoming_buffer.preface_received
+
+    def head_pending(self) -> bool:
+        return self.conn.incoming_buffer.header_block_pending
+
 
 # What each h2 event does; events not listed (SETTINGS acknowledged, PING, PRIORITY, ...)
 # are h2's own business.
@@ -347,4 +326,5 @@ _ON_EVENT: dict[type, Callable[[H2Driver, Any], bool]] = {
     h2.events.StreamReset: H2Driver._on_stream_reset,
     h2.events.WindowUpdated: H2Driver._on_window_updated,
     h2.events.ConnectionTerminated: H2Driver._on_terminated,
+    **{event: H2Driver._on_flood_frame for event in FLOOD_EVENTS},
 }

@@ -7,7 +7,10 @@ HTTP/1.1. The connection then hands its bytes to that protocol's driver
 (:mod:`~simulator.server.http2`, :mod:`~simulator.server.http11`), runs each complete
 request through the listener's handler, and has :mod:`~simulator.server.actions` carry
 out the action it returns. It also owns what is the same for both protocols: the idle
-timeout, closing, aborting with a TCP reset, and GOAWAY on shutdown.
+timeout, closing, aborting with a TCP reset, and GOAWAY on shutdown; and the bounds on
+what one peer can make it hold (:mod:`~simulator.server.limits`): the connection cap
+(:mod:`~simulator.server.admission`), the opening and header-block deadlines
+(:mod:`~simulator.server.watchdog`), and reading paused while the write buffer is full.
 """
 
 from __future__ import annotations
@@ -19,20 +22,24 @@ import socket
 import ssl
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pushsim.clock import Clock, SystemClock
 from simulator.server.actions import execute
+from simulator.server.admission import ADMISSION, raise_descriptor_limit
 from simulator.server.driver import Driver
 from simulator.server.http2 import H2Driver
 from simulator.server.http11 import H11Driver
+from simulator.server.limits import PeerLimits
+from simulator.server.sniffer import Sniffer
 from simulator.server.streamlimit import StreamRules
+from simulator.server.watchdog import Deadlines, Watchdog
 from simulator.wire import Action, ConnectionInfo, Handler, Request, Respond
 
 log = logging.getLogger("pushsim.server")
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _conn_ids = itertools.count(1)
+CLOSE_GRACE = 5.0  # seconds a closing connection may take to hand over its last bytes
 
 _INTERNAL_ERROR = Respond(
     500, (("content-type", "application/json"),), b'{"reason":"InternalServerError"}'
@@ -51,50 +58,19 @@ class ListenerOptions:
     # GOAWAY debug data for a client over an acknowledged limit (None: refuse the stream)
     stream_violation_debug: bytes | None = None
     initial_window_size: int = 1 << 20
-    idle_timeout: float | None = None  # seconds without a request before GOAWAY
+    # seconds without a request before GOAWAY (Google's and the push services' front ends
+    # close idle connections after minutes; APNs sets its own hour)
+    idle_timeout: float | None = 300.0
     idle_debug_data: bytes = b""
     shutdown_debug_data: bytes = b""
     reuse_port: bool = False  # SO_REUSEPORT: worker processes may bind the same port
+    peers: PeerLimits = field(default_factory=PeerLimits)  # what one peer may make it hold
 
 
 def stream_rules(opts: ListenerOptions) -> StreamRules:
     """The stream-limit rules of a new connection to a listener with ``opts``."""
     ceiling = opts.stream_ceiling or opts.max_concurrent_streams
     return StreamRules(opts.max_concurrent_streams, ceiling, opts.strict_before_ack)
-
-
-class _Sniffer:
-    """The driver until the protocol is known: it waits for enough bytes to tell the h2
-    preface from anything else, then hands them to the driver they call for."""
-
-    def __init__(self, proto: ProviderProtocol) -> None:
-        self.proto = proto
-        self.buf = b""
-
-    def receive(self, data: bytes) -> None:
-        self.buf += data
-        n = min(len(self.buf), len(H2_PREFACE))
-        if self.buf[:n] != H2_PREFACE[:n]:
-            buf, self.buf = self.buf, b""
-            self.proto.start_h11(buf)
-        elif n == len(H2_PREFACE):
-            buf, self.buf = self.buf, b""
-            self.proto.start_h2(buf)
-
-    def respond(self, req: Request, resp: Respond) -> None:
-        pass  # no request arrives before the protocol is known
-
-    def reset_stream(self, req: Request, error_code: int) -> None:
-        self.proto.abort()
-
-    def go_away(self, error_code: int, debug_data: bytes, last_stream_id: int | None) -> None:
-        pass
-
-    def send_pending_settings(self, info: ConnectionInfo) -> None:
-        pass
-
-    def busy(self) -> bool:
-        return False
 
 
 class ProviderProtocol(asyncio.Protocol):
@@ -104,17 +80,30 @@ class ProviderProtocol(asyncio.Protocol):
         self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.info: ConnectionInfo | None = None
-        self.driver: Driver = _Sniffer(self)
+        self.driver: Driver = Sniffer(self)
         self.closed = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_active = 0.0
         self._loop_time: Callable[[], float] = lambda: 0.0
+        self.opened_at = 0.0
+        self.head_since: float | None = None  # the watchdog's mark on an unfinished head
+        self._admitted = False
+        self._paused: set[str] = set()  # why reading is paused ("writes", "busy")
 
     # -- connection lifecycle -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
-        self.listener.connections.add(self)
+        listener = self.listener
+        peers = listener.options.peers
+        if not ADMISSION.admit(len(listener.connections), peers.max_connections):
+            self.closed = True
+            transport.close()
+            return
+        self._admitted = True
+        listener.connections.add(self)
+        listener.watchdog.ensure_running()
+        transport.set_write_buffer_limits(peers.write_buffer_high, peers.write_buffer_low)  # type: ignore[attr-defined]
         sslobj: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
         peer = transport.get_extra_info("peername")
         self.info = ConnectionInfo(
@@ -125,6 +114,7 @@ class ProviderProtocol(asyncio.Protocol):
             peer=(peer[0], peer[1]) if peer else None,
             opened_at=self.listener.clock.monotonic(),
         )
+        self.opened_at = self.info.opened_at
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -152,19 +142,23 @@ class ProviderProtocol(asyncio.Protocol):
             stream_rules(opts),
             opts.initial_window_size,
             opts.stream_violation_debug,
+            opts.peers,
         )
         self.driver = driver
         driver.start(initial)
 
     def start_h11(self, initial: bytes) -> None:
         assert self.transport is not None and self.info is not None
-        driver = H11Driver(self, self.transport, self.info)
+        driver = H11Driver(self, self.transport, self.info, self.listener.options.peers)
         self.driver = driver
         driver.start(initial)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.listener.connections.discard(self)
+        if self._admitted:
+            self._admitted = False
+            ADMISSION.release()
         if self._idle_handle is not None:
             self._idle_handle.cancel()
 
@@ -209,7 +203,38 @@ class ProviderProtocol(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
-            self.transport.close()
+            if "writes" in self._paused:  # a peer that does not read would hold a close open
+                self.transport.abort()
+                return
+            self.transport.close()  # once the write buffer is out: a grace for that
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._closed_by_now)
+
+    def _closed_by_now(self) -> None:
+        if self._admitted and self.transport is not None:  # connection_lost has not come
+            self.transport.abort()
+
+    # -- bounds on one peer (simulator.server.limits) -----------------------------
+
+    def pause_writing(self) -> None:  # the write buffer is over its high-water mark
+        self.pause_reading("writes")
+
+    def resume_writing(self) -> None:
+        self.resume_reading("writes")
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        paused = self._paused
+        if reason in paused:
+            paused.discard(reason)
+            if not paused and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    def now(self) -> float:
+        return self.listener.clock.monotonic()
 
     def go_away(
         self, error_code: int = 0, debug_data: bytes = b"", last_stream_id: int | None = None
@@ -270,6 +295,11 @@ class Listener:
         self.host = "127.0.0.1"
         self.port = 0
         self.reuse_port = False
+        self.watchdog = Watchdog(self._deadlines, lambda: self.connections, self.clock.monotonic)
+
+    def _deadlines(self) -> Deadlines:
+        peers = self.options.peers
+        return Deadlines(peers.preface_timeout, peers.header_timeout)
 
     @property
     def url(self) -> str:
@@ -283,9 +313,16 @@ class Listener:
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.host = host
+        raise_descriptor_limit()
+        # a TLS handshake that never finishes holds a descriptor too
+        handshake = self.options.peers.preface_timeout * 2 if self.ssl_context else None
         if sock is not None:
             self.server = await loop.create_server(
-                self._factory, sock=sock, ssl=self.ssl_context, backlog=1024
+                self._factory,
+                sock=sock,
+                ssl=self.ssl_context,
+                backlog=1024,
+                ssl_handshake_timeout=handshake,
             )
         else:
             self.server = await loop.create_server(
@@ -295,6 +332,7 @@ class Listener:
                 ssl=self.ssl_context,
                 backlog=1024,
                 reuse_port=self.reuse_port or self.options.reuse_port or None,
+                ssl_handshake_timeout=handshake,
             )
         self.port = self.server.sockets[0].getsockname()[1]
 
@@ -321,4 +359,5 @@ class Listener:
         await asyncio.sleep(0.1)
         for proto in list(self.connections):
             proto.close()
+        self.watchdog.stop()
         self.server = None
