@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from hostile_peers import (
     COMPRESSION_ERROR,
-    HEADERS,
     END_HEADERS,
+    HEADERS,
     Target,
     client_preface,
     connect,
