@@ -52,6 +52,8 @@ def targets(req: NotificationRequest, registrations: Iterable[Registration]) -> 
         seen.add((t.provider, t.token))
         if t.provider == "webpush":
             found.append(("webpush", t.token, t.subscription))
+        elif t.kind == "fid":
+            found.append(("fcm", t.token, {"fid": True}))  # FCM's message.fid
         elif t.environment == "sandbox":
             found.append((t.provider, t.token, {"environment": "sandbox"}))
         else:

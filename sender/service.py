@@ -25,6 +25,7 @@ from sender.metrics import SenderMetrics
 from sender.policy.retry import RetryPolicy
 from sender.providers.apns import ApnsProvider
 from sender.providers.payload import message_from_json
+from sender.providers.webpush_receipts import ReceiptCollector, Request
 from sender.storage.backend import Storage, Work
 from sender.storage.sqlite import SqliteStorage
 from sender.transport.pool import client_ssl_context
@@ -94,8 +95,17 @@ class Sender:
                 client_ssl_context(cfg.ca_for("webpush")),
                 max_connections=cfg.limits["webpush"].max_connections,
                 ca_file=cfg.ca_for("webpush"),
+                receipts=self._receipts if cfg.webpush_receipts else None,
             )
         return clients
+
+    def _receipts(self, request: Request) -> ReceiptCollector:
+        """RFC 8030 receipts, recorded as ``delivered`` receipts (as POST /v1/receipts does)."""
+
+        async def record(notification_id: str, token: str) -> bool:
+            return await self.receipt(notification_id, token, "delivered")
+
+        return ReceiptCollector(request, record, self.clock)
 
     async def start(self) -> None:
         await self.storage.open()

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sender.api.liveactivity import add_live_activity_routes
 from sender.api.validate import (
     MAX_BATCH,
     BatchTooLarge,
@@ -244,6 +245,7 @@ def make_app(sender: Sender) -> web.Application:
     app.router.add_post("/v1/topics/{topic}/subscribers", post_topic_subscribers)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/metrics", metrics)
+    add_live_activity_routes(app, sender)
 
     async def on_startup(app: web.Application) -> None:
         await sender.start()

@@ -12,11 +12,13 @@ from sender.providers.payload import (
     FCM_RESERVED_DATA,
     ApnsOptions,
     Message,
+    WebPushOptions,
 )
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _FCM_TOPIC = re.compile(r"^[a-zA-Z0-9-_.~%]{1,900}$")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+_FID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 MAX_TOKENS = 1000
 MAX_TTL = 30 * 24 * 3600
 
@@ -42,9 +44,10 @@ class DeviceRequest:
 @dataclass(frozen=True)
 class TokenTarget:
     provider: str
-    token: str
+    token: str  # or the FCM installation ID (``kind`` "fid")
     subscription: dict[str, Any] | None = None
     environment: str | None = None
+    kind: str = "token"  # "fid": an FCM target by Firebase installation ID (message.fid)
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,25 @@ def _message(b: dict[str, Any]) -> Message:
         apns = ApnsOptions(push_type, _str(a, "topic", "apns.", required=False), prio, exp, cid)
     if title is None and body is None and not data:
         raise ValidationError("notification: a title, body or data is required", "notification")
-    return Message(title, body, data, priority, ttl, collapse, apns)
+    return Message(title, body, data, priority, ttl, collapse, apns, _webpush(b.get("webpush")))
+
+
+def _webpush(value: Any) -> WebPushOptions:
+    """``webpush: {"declarative"?: bool, "navigate"?: "https://..."}``."""
+    if value is None:
+        return WebPushOptions()
+    w = _obj(value, "webpush")
+    declarative = w.get("declarative")
+    if declarative is not None and not isinstance(declarative, bool):
+        raise ValidationError("webpush.declarative: expected true or false", "webpush.declarative")
+    navigate = _str(w, "navigate", "webpush.", required=False)
+    if navigate is not None and not navigate.startswith(("https://", "http://")):
+        raise ValidationError("webpush.navigate: expected an http(s) URL", "webpush.navigate")
+    if declarative and navigate is None:
+        raise ValidationError(
+            "webpush.navigate: a declarative message needs one", "webpush.navigate"
+        )
+    return WebPushOptions(declarative, navigate)
 
 
 def notification_request(body: Any) -> NotificationRequest:
@@ -212,6 +233,13 @@ def notification_request(body: Any) -> NotificationRequest:
         if provider == "webpush":
             sub = subscription(t.get("subscription"), f"{name}.subscription")
             out.append(TokenTarget("webpush", sub["endpoint"], sub))
+        elif provider == "fcm" and "fid" in t:
+            fid = t["fid"]
+            if not isinstance(fid, str) or not _FID.match(fid):
+                raise ValidationError(
+                    f"{name}.fid: an FCM installation ID is 22 base64url characters", f"{name}.fid"
+                )
+            out.append(TokenTarget("fcm", fid, kind="fid"))
         else:
             env = t.get("environment")
             if env is not None and env not in ("production", "sandbox"):

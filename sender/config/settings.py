@@ -74,6 +74,11 @@ class SenderConfig:
     lease: float = 5.0  # PostgreSQL: seconds an instance's claimed deliveries stay its own
     # Per provider, the CA to trust (None: the system's); a provider not listed uses ca_file.
     ca_files: dict[str, str | None] = field(default_factory=dict)
+    # APNs broadcast channel management (Apple's own hosts), per environment
+    apns_channels_url: str | None = None
+    apns_channels_sandbox_url: str | None = None
+    # RFC 8030 receipts: Web Push sends ask for one, recorded as ``delivered`` receipts
+    webpush_receipts: bool = False
 
     def ca_for(self, provider: str) -> str | None:
         return self.ca_files[provider] if provider in self.ca_files else self.ca_file

@@ -67,5 +67,9 @@ def _from_simulator_dir(state_dir: Path, db_path: Path, overrides: dict[str, Any
         vapid=vapid,
         ca_file=ca_file,
         db_path=db_path,
-        **overrides,
+        **{
+            "apns_channels_url": endpoints.get("apns_channels"),
+            "apns_channels_sandbox_url": endpoints.get("apns_channels_sandbox"),
+            **overrides,
+        },
     )

@@ -131,10 +131,12 @@ class FcmProvider:
     def body(self, job: DeliveryJob) -> bytes:
         target = job.row.target or {}
         topic = target.get("topic")
+        by_fid = bool(target.get("fid"))
         msg = fcm_message(
             job.prepared.message,
-            token=None if topic else job.row.token,
+            token=None if topic or by_fid else job.row.token,
             topic=topic,
+            fid=job.row.token if by_fid else None,
         )
         # The delivery's stable id rides along so a retried message is recognisable.
         msg["fcm_options"] = {"analytics_label": job.row.message_id}

@@ -23,6 +23,9 @@ class DeliveryTarget(Protocol):
     @property
     def message_id(self) -> str: ...  # stable across retries: apns-id, analytics label
 
+    @property
+    def notification_id(self) -> str: ...  # the notification it delivers (receipts name it)
+
 
 class PreparedMessage(Protocol):
     """The notification, with a cache of bodies built once for all its deliveries."""

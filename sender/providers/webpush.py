@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +22,9 @@ import jwt
 from pushsim.clock import Clock
 from sender.policy.classify import Kind, Outcome, classify_webpush, transport_failure
 from sender.providers.job import DeliveryJob
-from sender.providers.payload import webpush_headers, webpush_plaintext
+from sender.providers.payload import declarative_for, webpush_headers, webpush_plaintext
 from sender.providers.webpush_crypto import encrypt
+from sender.providers.webpush_receipts import ReceiptCollector, Request
 from sender.transport.pool import H2Pool
 from sender.transport.streams import ConnectionLost, H2Error
 
@@ -80,8 +82,11 @@ class WebPushProvider:
         max_connections: int = 2,
         timeout: float = 15.0,
         ca_file: str | None = None,
+        receipts: Callable[[Request], ReceiptCollector] | None = None,
     ) -> None:
         self.clock = clock
+        # RFC 8030 receipts, asked for when configured (sender.providers.webpush_receipts)
+        self.receipts = receipts(self._plain_request) if receipts is not None else None
         self.vapid = Vapid(vapid_keys, clock)
         self.ssl_context = ssl_context
         self.max_connections = max_connections
@@ -98,9 +103,12 @@ class WebPushProvider:
 
     def _body(self, job: DeliveryJob) -> bytes:
         prep = job.prepared
-        plaintext = prep.cache.get("webpush")
+        # Safari's push service (or a message that asks) gets a Declarative Web Push body
+        declarative = declarative_for(prep.message, job.row.token)
+        key = "webpush_declarative" if declarative else "webpush"
+        plaintext = prep.cache.get(key)
         if plaintext is None:
-            plaintext = prep.cache["webpush"] = webpush_plaintext(prep.message)
+            plaintext = prep.cache[key] = webpush_plaintext(prep.message, declarative)
         sub = job.row.target or {}
         keys = sub.get("keys") or {}
         return encrypt(plaintext, keys["p256dh"], keys["auth"])
@@ -121,14 +129,19 @@ class WebPushProvider:
                 *webpush_headers(job.prepared.message),
             ]
         headers = [(b"authorization", self.vapid.header(origin)), *message_headers]
+        if self.receipts is not None:
+            headers += await self.receipts.headers(origin)
         status: int
         resp_body: bytes
         retry_after: str | None
+        location: str | None
         try:
             if origin in self.http1_origins or scheme != "https":
                 if job.before_send is not None:
                     job.before_send()
-                status, resp_body, retry_after = await self._post_h1(endpoint, headers, body)
+                status, resp_body, retry_after, location = await self._post_h1(
+                    endpoint, headers, body
+                )
             else:
                 try:
                     pool = self.pools.get(origin)
@@ -144,10 +157,11 @@ class WebPushProvider:
                         timeout=self.timeout,
                         before_send=job.before_send,
                     )
-                    status, resp_body, retry_after = (
+                    status, resp_body, retry_after, location = (
                         resp.status,
                         resp.body,
                         resp.header("retry-after"),
+                        resp.header("location"),
                     )
                 except ConnectionLost as exc:
                     if "does not offer h2" not in str(exc):
@@ -156,27 +170,54 @@ class WebPushProvider:
                     self.pools.pop(origin).close()
                     if job.before_send is not None:
                         job.before_send()
-                    status, resp_body, retry_after = await self._post_h1(endpoint, headers, body)
+                    status, resp_body, retry_after, location = await self._post_h1(
+                        endpoint, headers, body
+                    )
         except (H2Error, aiohttp.ClientError, TimeoutError, OSError) as exc:
             return transport_failure(str(exc) or type(exc).__name__), None
+        if self.receipts is not None:
+            self.receipts.sent(status, location, job.row.notification_id, endpoint)
         outcome = classify_webpush(status, resp_body, retry_after, self.clock.time())
         if outcome.kind.value == "reauth":
             self.vapid.invalidate(origin)
         return outcome, status
 
-    async def _post_h1(
-        self, url: str, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> tuple[int, bytes, str | None]:
+    def _h1_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._h1_ssl if self._h1_ssl else False, limit=0)
             self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def _post_h1(
+        self, url: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, bytes, str | None, str | None]:
         h = {k.decode(): v.decode() for k, v in headers}
-        async with self._session.post(
+        async with self._h1_session().post(
             url, data=body, headers=h, timeout=aiohttp.ClientTimeout(total=self.timeout)
         ) as resp:
-            return resp.status, await resp.read(), resp.headers.get("retry-after")
+            hdrs = resp.headers
+            return resp.status, await resp.read(), hdrs.get("retry-after"), hdrs.get("location")
+
+    async def _plain_request(
+        self, origin: str, method: str, path: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A bodiless request to a push service (receipt subscriptions)."""
+        if origin in self.http1_origins or not origin.startswith("https"):
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            async with self._h1_session().request(method, origin + path, timeout=timeout) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read()
+        pool = self.pools.get(origin)
+        if pool is None:
+            pool = self.pools[origin] = H2Pool(
+                origin, self.ssl_context, max_connections=self.max_connections
+            )
+        resp = await pool.request(method, path, [], b"", timeout=self.timeout)
+        hdrs = {k.decode("latin-1"): v.decode("latin-1") for k, v in resp.headers.items()}
+        return resp.status, hdrs, resp.body
 
     def close(self) -> None:
+        if self.receipts is not None:
+            self.receipts.close()
         for pool in self.pools.values():
             pool.close()
         self.pools.clear()
