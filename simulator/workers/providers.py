@@ -66,7 +66,9 @@ _CORES: weakref.WeakKeyDictionary[Simulator, dict[str, Any]] = weakref.WeakKeyDi
 
 def _core(sim: Simulator, listener: str, kind: type[Any]) -> Any:
     """The core behind ``listener`` (found once per simulator: this runs per request)."""
-    found = _CORES.setdefault(sim, {})
+    found = _CORES.get(sim)
+    if found is None:
+        found = _CORES[sim] = {}
     core = found.get(listener)
     if core is None:
         handler = part_handler(sim, listener)
