@@ -6,6 +6,7 @@ reinstall apps, read inboxes and read the simulator's ground truth.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -15,6 +16,8 @@ from aiohttp import web
 from simulator.parts import ControlRoutes
 from simulator.state.devices import PROVIDERS, Device, DeviceRegistry, PopulationFull, describe
 from simulator.state.export import PAGE, csv_chunks, docs_json, select
+
+SLICE = 500  # devices written between two turns of the event loop
 
 
 class ControlHost(Protocol):
@@ -104,22 +107,31 @@ async def mint_devices(request: web.Request) -> web.Response:
         return bad_request(str(exc), "count")
     first, last = minted[0].number, minted[-1].number
     # past a page: the count, and the rest from GET "next" (pages of PAGE devices)
-    resp = _page(sim, provider, first - 1, last, PAGE, f'"count":{count},' if count > PAGE else "")
+    resp = await _page(
+        sim, provider, first - 1, last, PAGE, f'"count":{count},' if count > PAGE else ""
+    )
     resp.set_status(201)
     return resp
 
 
-def _page(
+async def _page(
     sim: ControlHost, provider: str | None, after: int, until: int, limit: int, extra: str = ""
 ) -> web.Response:
     """``{"devices": [...], "next": URL or null}``: a page of devices, its JSON written a run
-    of devices at a time (a page of 100,000 never exists as 100,000 dictionaries at once)."""
+    of devices at a time (a page of 100,000 never exists as 100,000 dictionaries at once),
+    yielding to the event loop between slices of :data:`SLICE` devices so that the provider
+    listeners keep answering while a large page is written (Web Push derives every
+    subscription's keys: 100,000 of them take seconds)."""
     chosen, more = select(sim.registry, provider, after, until, limit)
     next_url = None
     if more is not None:
         kind = f"provider={provider}&" if provider else ""
         next_url = f"/_sim/devices?{kind}after={more}&until={until}&limit={limit}"
-    parts = [docs_json(sim.registry, c, numbers, sim.webpush_base_url) for c, numbers in chosen]
+    parts = []
+    for c, numbers in chosen:
+        for i in range(0, len(numbers), SLICE):
+            parts.append(docs_json(sim.registry, c, numbers[i : i + SLICE], sim.webpush_base_url))
+            await asyncio.sleep(0)
     body = '{"devices":[' + ",".join(parts) + "]," + extra + '"next":' + json.dumps(next_url)
     return web.Response(body=(body + "}").encode(), content_type="application/json")
 
@@ -147,7 +159,7 @@ async def list_devices(request: web.Request) -> web.Response:
     after = _query_int(request, "after", 0, 0, size)
     until = _query_int(request, "until", size, 0, size)
     limit = _query_int(request, "limit", PAGE, 1, PAGE)
-    return _page(sim, provider, after, until, limit)
+    return await _page(sim, provider, after, until, limit)
 
 
 async def declare_population(request: web.Request) -> web.Response:
