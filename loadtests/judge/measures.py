@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadtests.judge.funnel import funnel
+
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -193,6 +195,7 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
                 "the simulator's /_sim/stats does not report it (no fault plan support)"
             )
     m["faults_injected"] = find_count(gt.sim_stats, "faults_injected")
+    m.update(funnel(gt.sim_stats, gt.metrics_start, gt.metrics_end))  # delivered -> opened
     return m
 
 

@@ -116,6 +116,14 @@ CATALOG: dict[str, ObjectiveKind] = {
             "notifications delivered more than once to the same device",
         ),
         ObjectiveKind(
+            "min_open_funnel_accuracy",
+            "open_funnel_accuracy",
+            ">=",
+            "",
+            "how closely the sender's opened receipts match what the simulated users opened "
+            "(1 - |sender - simulator| / simulator)",
+        ),
+        ObjectiveKind(
             "max_retries_per_failure",
             "retries_per_failure",
             "<=",

@@ -9,8 +9,9 @@
   whether it arrived (:mod:`loadtests.locust.sending` builds and sends them: one per call
   or ``traffic.batch`` per batch call, spread over the sender's instances when several);
 - :class:`DeviceFleetUser`: the devices' side -- watches the simulator's token feed,
-  re-registers reinstalled apps' new tokens with the same ``device_id``, and acknowledges
-  a share of received notifications through ``POST /v1/receipts``.
+  re-registers reinstalled apps' new tokens with the same ``device_id``, acknowledges
+  a share of received notifications through ``POST /v1/receipts``, reports what the
+  simulated users opened, and starts the Live Activities (:mod:`loadtests.locust.live`).
 
 Every notification request is logged (one JSON line per request, one file per process) to
 the run's log directory; the harness judges them against the simulator's delivery log.
@@ -39,7 +40,7 @@ from locust import (
     task,
 )
 
-from loadtests.locust import config, sending
+from loadtests.locust import config, live, sending
 from loadtests.scenario.model import LoadShape
 from loadtests.scenario.template import registration_values, render
 
@@ -72,6 +73,7 @@ TOPIC_DEVICES: dict[str, list[str]] = {
 }
 AUDIENCE = sending.Audience(USERS, DEVICES, DEVICE_IDS, TOPIC_DEVICES)
 CORR_TO_ID: dict[str, str] = {}
+LIVE = live.LiveTraffic(TRAFFIC.get("live_activities") or {}, CONTROL, DEVICES)  # and opens
 _lock = threading.Lock()
 
 
@@ -192,6 +194,10 @@ class AppServerUser(FastHttpUser):
     def notify(self) -> None:
         if not USERS:
             return
+        if LIVE.turn(RNG):  # a Live Activity update or broadcast (traffic.live_activities)
+            return LIVE.send(
+                self.client, RNG, f"{RUN_ID}-{os.getpid()}-{next(_counter)}", SENT_LOG.write
+            )
         several = len(SENDERS) > 1  # the same idempotency key if it goes to another instance
         items = [
             sending.compose(
@@ -204,7 +210,7 @@ class AppServerUser(FastHttpUser):
             for _ in range(BATCH)
         ]
         for corr, nid in sending.send(self.client, self.instances, TARGET, items, SENT_LOG.write):
-            CORR_TO_ID[corr] = nid
+            CORR_TO_ID[corr] = LIVE.nids[corr] = nid
 
     def on_start(self) -> None:
         self.instances = sending.Instances(SENDERS, first=next(_turns))
@@ -219,8 +225,16 @@ class DeviceFleetUser(HttpUser):
     fixed_count = 1
     wait_time = constant(float(DEVICES_CFG.get("feed_poll_s", 0.5)))
 
+    def on_start(self) -> None:
+        LIVE.apply_users(self.client, DEVICES_CFG)
+        LIVE.setup(self.client, RUN_ID, SENT_LOG.write)
+
+    def on_stop(self) -> None:
+        LIVE.report_opens(self.client)
+
     @task
     def follow_devices(self) -> None:
+        LIVE.report_opens(self.client)  # notifications the simulated users opened
         events = WATCHER.poll(self.client)
         if DEVICES_CFG.get("reregister_rotated", True):
             for e in events:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from loadtests.judge.objectives import CATALOG, Objective
-from loadtests.scenario import fleet
+from loadtests.scenario import fleet, live
 from loadtests.scenario.check import Check, ScenarioError, show
 from loadtests.scenario.model import (
     DeviceBehaviour,
@@ -185,7 +185,16 @@ def validate(
     tr = check.mapping(
         top.get("traffic"),
         "traffic",
-        ("to", "payload", "push_type", "high_priority", "ttl", "topics", "batch"),
+        (
+            "to",
+            "payload",
+            "push_type",
+            "high_priority",
+            "ttl",
+            "topics",
+            "batch",
+            "live_activities",
+        ),
     )
     topics = tr.get("topics", ["news"])
     if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
@@ -212,10 +221,13 @@ def validate(
         ttl=check.integer(tr.get("ttl", 3600), "traffic.ttl", maximum=2_419_200),
         topics=tuple(topics),
         batch=check.integer(tr.get("batch", 1), "traffic.batch", minimum=1, maximum=MAX_BATCH),
+        live_activities=live.live_traffic(check, tr.get("live_activities")),
     )
 
     dv = check.mapping(
-        top.get("devices"), "devices", ("reregister_rotated", "receipts", "feed_poll")
+        top.get("devices"),
+        "devices",
+        ("reregister_rotated", "receipts", "feed_poll", *live.USER_KEYS),
     )
     rereg = dv.get("reregister_rotated", True)
     if not isinstance(rereg, bool):
@@ -224,6 +236,7 @@ def validate(
         reregister_rotated=rereg,
         receipts=check.number(dv.get("receipts", 0.05), "devices.receipts", maximum=1),
         feed_poll_s=check.duration(dv.get("feed_poll", "0.5s"), "devices.feed_poll", minimum=0.05),
+        **live.user_behaviour(check, dv),
     )
 
     sender = fleet.sender_shape(check, top.get("sender"))

@@ -65,6 +65,8 @@ class Traffic:
     ttl: int
     topics: tuple[str, ...]
     batch: int = 1  # notifications per API call; above 1: POST /v1/notifications:batch
+    # share, broadcast, devices: Live Activity traffic (loadtests.scenario.live); {}: none
+    live_activities: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class DeviceBehaviour:
     reregister_rotated: bool
     receipts: float  # share of received messages acknowledged through POST /v1/receipts
     feed_poll_s: float
+    open_probability: float = 0.0  # a shown notification is opened (an ``opened`` receipt)
+    notifications_off: float = 0.0  # share of devices whose user turned notifications off
 
 
 @dataclass(frozen=True, slots=True)

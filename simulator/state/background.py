@@ -12,13 +12,16 @@ its inbox entry under ``background``:
 - ``{"held": false, "woke_app": false, "coalesced_into": id}``: replaced by the newer push
   ``id`` before it could run.
 
-Only devices that are below a full budget, or hold a push, have state here.
+Only devices that are below a full budget, or hold a push, have state here (a device whose
+budget has refilled is dropped every :data:`PRUNE_EVERY` pushes).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+PRUNE_EVERY = 4096
 
 
 @dataclass(slots=True)
@@ -37,6 +40,7 @@ class BackgroundBudget:
         self.woke = 0
         self.held = 0
         self.coalesced = 0
+        self._admitted = 0
 
     @property
     def _rate(self) -> float:
@@ -84,9 +88,22 @@ class BackgroundBudget:
             out = {"held": True, "wakes_at": b.release_at}
             self.held += 1
         entry["background"] = out
-        if b.held is None and b.tokens >= self.burst:
-            del self._buckets[device_id]  # a full budget is the default: keep no state
+        self._admitted += 1
+        if self._admitted % PRUNE_EVERY == 0:
+            self.prune(now)
         return out
+
+    def prune(self, now: float) -> int:
+        """Forget the devices whose budget is full again (the default); returns how many."""
+        rate, burst = self._rate, self.burst
+        full = [
+            d
+            for d, b in self._buckets.items()
+            if b.held is None and b.tokens + (now - b.at) * rate >= burst
+        ]
+        for d in full:
+            del self._buckets[d]
+        return len(full)
 
     def retune(self, per_hour: float, burst: float) -> None:
         self.per_hour, self.burst = per_hour, burst

@@ -154,7 +154,8 @@ class SimulatedUsers:
             return
         entry["shown"] = True
         self.counts["shown"] += 1
-        if self.rng.random() < float(settings["open_probability"]):
+        openable = display.get("openable", True) if isinstance(display, dict) else True
+        if openable and self.rng.random() < float(settings["open_probability"]):
             self._open(dev, entry)
 
     def _open(self, dev: Device, entry: dict[str, Any]) -> None:

@@ -111,6 +111,9 @@ class LivePush:
         push_type = str(entry.get("push_type") or "alert")
         entry["display"] = display(aps, push_type, self.caps.critical_alerts(dev.app))
         now = self.registry.clock.time()
+        if push_type == "liveactivity":
+            # shown on the activity (its alert lights the screen up), not opened as a notification
+            entry["display"].update(kind="live_activity", openable=False)
         if entry.get("broadcast"):
             channel = str(entry.get("channel_id"))
             entry["activity"] = self.activities.apply_broadcast(dev.id, channel, aps, now)
