@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from simulator import control_guard as guard
 from simulator.parts import ControlRoutes
 from simulator.state.devices import PROVIDERS, Device, DeviceRegistry, PopulationFull, describe
 from simulator.state.export import PAGE, csv_chunks, docs_json, select
@@ -310,7 +311,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def make_control_app(sim: ControlHost, parts: Iterable[ControlRoutes] = ()) -> web.Application:
     """The control API of ``sim``, with each part's routes (``parts``) added after its own."""
-    app = web.Application(middlewares=[json_errors], client_max_size=16 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[guard.middleware(lambda: sim.endpoints), json_errors],
+        client_max_size=16 * 1024 * 1024,
+    )
     app[SIM_KEY] = sim
     app.router.add_post("/_sim/devices", mint_devices)
     app.router.add_get("/_sim/devices", list_devices)

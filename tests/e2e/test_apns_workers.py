@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def control(endpoints: dict[str, str], method: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(endpoints["control"] + path, data=data, method=method)
+    req.add_header("content-type", "application/json")  # a write says JSON (control_guard)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read() or b"null")
 

@@ -441,7 +441,10 @@ def test_bad_faults_get_400_and_disturb_nothing(sim_plain: SimulatorHandle) -> N
     assert status == 400 and "keep" in body["error"]
     assert control(sim, "POST", "/_sim/faults", None)[0] == 400
     req = urllib.request.Request(
-        sim.endpoints["control"] + "/_sim/faults", data=b"{not json", method="POST"
+        sim.endpoints["control"] + "/_sim/faults",
+        data=b"{not json",
+        method="POST",
+        headers={"content-type": "application/json"},  # a write says JSON (control_guard)
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=5)

@@ -107,6 +107,7 @@ def test_more_than_memory_holds_is_a_400_naming_the_limit(big: SimulatorHandle) 
             big.endpoints["control"] + path,
             data=json.dumps(body).encode(),
             method="POST",
+            headers={"content-type": "application/json"},  # a write says JSON (control_guard)
         )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=10)

@@ -250,7 +250,8 @@ def test_exec_starts_a_simulator_for_the_command_and_returns_its_exit_code(
         state = os.environ["PUSHSIM_STATE_DIR"]
         control = json.load(open(os.path.join(state, "endpoints.json")))["control"]
         req = urllib.request.Request(control + "/_sim/devices", method="POST",
-                                     data=b'{"provider": "webpush", "count": 1}')
+                                     data=b'{"provider": "webpush", "count": 1}',
+                                     headers={"content-type": "application/json"})
         dev = json.load(urllib.request.urlopen(req, timeout=10))["devices"][0]
         print(dev["subscription"]["endpoint"])
         sys.exit(7)
