@@ -128,6 +128,10 @@ async def _serve(args: argparse.Namespace, config: SenderConfig) -> None:
     off = [p for p in PROVIDERS if p not in config.enabled]
     if off:
         print(f"pushsim sender: not configured (refused): {', '.join(off)}", flush=True)
+    if config.store_url:
+        from sender.storage.pg.store import shown
+
+        print(f"pushsim sender: store {shown(config.store_url)} (shared)", flush=True)
     if sender.recovered:
         print(f"pushsim sender: resumed {sender.recovered} unfinished deliveries", flush=True)
     if args.ready_file is not None:

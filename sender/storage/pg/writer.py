@@ -227,9 +227,10 @@ class PgWriter:
                 results = await self._write(conn.cursor(), batch)
         except (psycopg.Error, StoreUnavailable, OSError) as exc:
             err = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(_line(exc))
-            for a in batch.accepts:
+            for a in (*batch.accepts, *self.pending.accepts):  # queued meanwhile: fail fast too
                 if not a.done.done():
                     a.done.set_exception(err)
+            self.pending.accepts.clear()
             batch.keep(self.pending)
             self.pending.settled[:0] = batch.settled
             if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.OperationalError):
