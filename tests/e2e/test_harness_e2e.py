@@ -189,6 +189,10 @@ def run_against_broken_sender(
     scenario.write_text(scenario_text)
     out = tmp_path / "out"
     with running_simulator(tmp_path / "sim") as sim:
+        # httpx's HTTP/2 connection wedges when the peer lowers MAX_CONCURRENT_STREAMS below
+        # the streams it has in flight (httpcore; httpx2 #1216), as APNs does after every
+        # rejection: this sender's sins under test are pruning and Retry-After, not that.
+        sim.control("PATCH", "/_sim/apns/config", {"narrow_after_rejection": False})
         sender = NeverPrunesSender(sim.state_dir, sim.endpoints, retries=retries)
         with serving(sender) as url:
             proc = subprocess.run(
