@@ -16,6 +16,9 @@ HOSTS: dict[str, str] = {
     "api.push.apple.com": "apns",
     "api.sandbox.push.apple.com": "apns_sandbox",
     "api.development.push.apple.com": "apns_sandbox",
+    # broadcast channel management (ports 2196 and 2195)
+    "api-manage-broadcast.push.apple.com": "apns_channels",
+    "api-manage-broadcast.sandbox.push.apple.com": "apns_channels_sandbox",
     "fcm.googleapis.com": "fcm",
     "oauth2.googleapis.com": "fcm",
     "www.googleapis.com": "fcm",
@@ -25,7 +28,7 @@ HOSTS: dict[str, str] = {
 }
 
 # the ports the real services listen on (APNs: 443 or 2197; the broadcast channel hosts'
-# 2195/2196 are forwarded too, and answered by the APNs listeners)
+# 2195/2196 are forwarded too, and answered by the channel-management listeners)
 PORTS: tuple[int, ...] = (443, 2197, 2195, 2196)
 
 # the Web Push listener's own path prefixes (simulator.providers.webpush.core)

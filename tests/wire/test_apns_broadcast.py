@@ -279,3 +279,12 @@ def test_broadcast_channel_and_app_reasons(bc: Broadcaster, sim: SimulatorHandle
     )
     assert reason(created) == (400, "FeatureNotEnabled")
     assert sim.control("GET", f"/_sim/apns/apps/{BUNDLE}")["broadcast"] is False
+
+
+def test_channel_hosts_by_their_real_names() -> None:
+    from simulator.frontdoor.names import route
+
+    where = route("api-manage-broadcast.sandbox.push.apple.com:2195", "/1/apps/x/channels", {})
+    assert where is not None and where.listener == "apns_channels_sandbox"
+    where = route("api-manage-broadcast.push.apple.com:2196", "/1/apps/x/all-channels", {})
+    assert where is not None and where.listener == "apns_channels"

@@ -127,3 +127,18 @@ def test_the_user_turns_notifications_off_or_opens_them(ios: Ios, sim: Simulator
     assert sim.control("GET", f"/_sim/devices/{third['id']}/user")["notifications"] == "off"
     sim.control("DELETE", f"/_sim/devices/{off['id']}/user")
     assert sim.control("GET", f"/_sim/devices/{off['id']}/user")["own"] == []
+
+
+def test_an_android_device_shows_notification_messages_only(sim: SimulatorHandle) -> None:
+    from simulator.testing.fcm import access_token, client, send
+
+    dev = sim.mint("fcm")[0]
+    sim.control("PATCH", f"/_sim/devices/{dev['id']}/user", {"open_probability": 1})
+    with client(sim) as c:
+        token = access_token(sim)
+        assert send(c, token, {"token": dev["token"], "notification": {"title": "Hi"}}).is_success
+        assert send(c, token, {"token": dev["token"], "data": {"k": "v"}}).is_success
+    shown, data = sim.control("GET", f"/_sim/devices/{dev['id']}/inbox")["messages"]
+    assert shown["display"] == {"kind": "notification", "visible": True, "title": "Hi"}
+    assert shown["shown"] is True and shown["opened"] is True
+    assert data["display"]["visible"] is False and data["shown"] is False
