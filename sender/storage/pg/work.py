@@ -179,8 +179,11 @@ class PgWork:
         assert self.local is not None
         timeout = self.lease
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            # that arrives as the event is set, and this loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
             self.wake.clear()
             timeout = self.lease
             if not self.healthy:
