@@ -17,11 +17,13 @@ from typing import Any
 
 from pushsim.clock import Clock, SystemClock
 from sender import intake
+from sender.api.endpoints import check_notification
 from sender.api.validate import NotificationRequest, ValidationError
 from sender.config.settings import SenderConfig
 from sender.dispatch.dispatcher import Dispatcher
 from sender.dispatch.job import Job, Prepared, ProviderClient
 from sender.metrics import SenderMetrics
+from sender.policy.endpoints import EndpointPolicy
 from sender.policy.retry import RetryPolicy
 from sender.providers.apns import ApnsProvider
 from sender.providers.payload import message_from_json
@@ -63,6 +65,7 @@ class Sender:
         # With other instances on the store: beyond this many open deliveries, accepted
         # ones are left for whichever instance has room.
         self.high_water = 4 * sum(lim.concurrency for lim in config.limits.values())
+        self.endpoints = EndpointPolicy(config.webpush_origins)  # where Web Push may POST
 
     def _build_clients(self) -> dict[str, ProviderClient]:
         cfg = self.config
@@ -206,6 +209,7 @@ class Sender:
                 continue
             try:
                 intake.check_enabled(req, self.config.enabled)
+                check_notification(req, self.endpoints)
                 found = intake.targets(req, regs.get(req.user or "", ()))
                 cache: dict[str, Any] = {}
                 intake.check_size(req, {p for p, _, _ in found}, cache)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sender.api.endpoints import check_device
 from sender.api.liveactivity import add_live_activity_routes
 from sender.api.validate import (
     MAX_BATCH,
@@ -76,6 +77,7 @@ async def post_device(request: web.Request) -> web.Response:
     sender = request.app[SENDER_KEY]
     try:
         d = device_request(await _body(request))
+        check_device(d, sender.endpoints)
     except ValidationError as exc:
         return _error(exc.message, exc.field)
     reg = await sender.storage.register(

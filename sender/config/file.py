@@ -32,6 +32,8 @@ provider. At least one provider must be configured. Unknown fields are errors::
       # or: vapid_private_key_file: vapid.pem    # PEM, or the raw base64url private key
       #     subject: mailto:ops@example.com      # required with vapid_private_key_file
       ca_file: ca.pem                            # optional
+      allowed_origins: [https://push.example.com] # optional: where endpoints may be
+                                                 # (default: the browsers' push services)
     sender:                                      # optional; flags given on the command line win
       db: sender.db                              # default: sender.db beside this file
       deadline: 300                              # seconds until a delivery is dead-lettered
@@ -87,6 +89,7 @@ from sender.config.settings import (
     SenderConfig,
     default_limits,
 )
+from sender.policy.endpoints import entry_problem
 
 _APPLE_ID = re.compile(r"^[A-Za-z0-9]{10}$")
 _AUTH_KEY_NAME = re.compile(r"^AuthKey_([A-Za-z0-9]{10})\.p8$")
@@ -207,7 +210,23 @@ def _fcm(got: dict[str, Any], out: dict[str, Any]) -> None:
 
 def _webpush(got: dict[str, Any], out: dict[str, Any]) -> None:
     out["vapid"] = got["vapid_file"]
+    if got["allowed_origins"] is not None:
+        out["webpush_origins"] = got["allowed_origins"]
     _provider("webpush", got, out)
+
+
+def _allowed_origins(s: Section, key: str, _: dict[str, Any]) -> tuple[str, ...] | None:
+    """The push-service origins endpoints may be on (sender.policy.endpoints)."""
+    value = s.data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise s.fail(key, f"expected a list of origins (https://host[:port]), got {kind(value)}")
+    for entry in value:
+        problem = entry_problem(entry)
+        if problem:
+            raise s.fail(key, problem)
+    return tuple(v.strip().rstrip("/") for v in value)
 
 
 _SENDER_FIELDS = {
@@ -262,6 +281,7 @@ _SECTIONS: dict[str, _Spec] = {
             "vapid_private_key_file": None,
             "subject": None,
             "ca_file": ca_file_field,
+            "allowed_origins": _allowed_origins,
             **_LIMITS,
         },
         _webpush,

@@ -22,6 +22,15 @@ from typing import Any
 
 PROVIDERS = ("apns", "fcm", "webpush")
 
+# The browsers' push services (Chrome and most Chromium browsers, Firefox, Safari, Edge):
+# the origins a Web Push endpoint may be on unless the config says otherwise.
+KNOWN_PUSH_SERVICES = (
+    "https://fcm.googleapis.com",
+    "https://updates.push.services.mozilla.com",
+    "https://web.push.apple.com",
+    "https://*.notify.windows.com",
+)
+
 
 @dataclass(frozen=True)
 class ApnsCredentials:
@@ -79,6 +88,8 @@ class SenderConfig:
     apns_channels_sandbox_url: str | None = None
     # RFC 8030 receipts: Web Push sends ask for one, recorded as ``delivered`` receipts
     webpush_receipts: bool = False
+    # The push-service origins a Web Push endpoint may be on (sender.policy.endpoints)
+    webpush_origins: tuple[str, ...] = KNOWN_PUSH_SERVICES
 
     def ca_for(self, provider: str) -> str | None:
         return self.ca_files[provider] if provider in self.ca_files else self.ca_file

@@ -13,7 +13,8 @@ from sender.config.credentials import (
     load_service_account,
     load_vapid_file,
 )
-from sender.config.settings import ApnsCredentials, SenderConfig
+from sender.config.settings import KNOWN_PUSH_SERVICES, ApnsCredentials, SenderConfig
+from sender.policy.endpoints import origin_of
 
 
 def from_simulator_dir(state_dir: Path, db_path: Path, **overrides: Any) -> SenderConfig:
@@ -58,6 +59,7 @@ def _from_simulator_dir(state_dir: Path, db_path: Path, overrides: dict[str, Any
     urls = [endpoints.get(k) for k in ("apns", "apns_sandbox", "fcm")]
     if any(isinstance(u, str) and u.startswith("https:") for u in urls):
         check_ca_file(Path(ca_file), ca_file)
+    overrides.setdefault("webpush_origins", _webpush_origins(endpoints))
     return SenderConfig(
         apns_url=endpoints["apns"],
         apns_sandbox_url=endpoints.get("apns_sandbox"),
@@ -73,3 +75,10 @@ def _from_simulator_dir(state_dir: Path, db_path: Path, overrides: dict[str, Any
             **overrides,
         },
     )
+
+
+def _webpush_origins(endpoints: dict[str, Any]) -> tuple[str, ...]:
+    """The browsers' push services and the simulator's own Web Push origin."""
+    own = endpoints.get("webpush")
+    extra = (origin_of(own),) if isinstance(own, str) and origin_of(own) else ()
+    return KNOWN_PUSH_SERVICES + extra

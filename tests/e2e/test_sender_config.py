@@ -71,6 +71,7 @@ def mirror_config(sim: SimulatorHandle, *, relative_to: Path | None = None) -> d
         "webpush": {
             "vapid_file": p(state / "webpush" / "vapid.json"),
             "ca_file": p(state / "ca.pem"),
+            "allowed_origins": [ep["webpush"]],  # the simulator's push service
         },
     }
 
