@@ -76,7 +76,7 @@ def _device_or_404(request: web.Request) -> Any:
     return dev
 
 
-async def mint_devices(request: web.Request) -> web.Response:
+async def mint_devices(request: web.Request) -> web.StreamResponse:
     sim = _sim(request)
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -108,33 +108,44 @@ async def mint_devices(request: web.Request) -> web.Response:
         return bad_request(str(exc), "count")
     first, last = minted[0].number, minted[-1].number
     # past a page: the count, and the rest from GET "next" (pages of PAGE devices)
-    resp = await _page(
-        sim, provider, first - 1, last, PAGE, f'"count":{count},' if count > PAGE else ""
-    )
-    resp.set_status(201)
-    return resp
+    extra = f'"count":{count},' if count > PAGE else ""
+    return await _page(request, provider, first - 1, last, PAGE, extra, status=201)
 
 
 async def _page(
-    sim: ControlHost, provider: str | None, after: int, until: int, limit: int, extra: str = ""
-) -> web.Response:
-    """``{"devices": [...], "next": URL or null}``: a page of devices, its JSON written a run
-    of devices at a time (a page of 100,000 never exists as 100,000 dictionaries at once),
-    yielding to the event loop between slices of :data:`SLICE` devices so that the provider
-    listeners keep answering while a large page is written (Web Push derives every
+    request: web.Request,
+    provider: str | None,
+    after: int,
+    until: int,
+    limit: int,
+    extra: str = "",
+    status: int = 200,
+) -> web.StreamResponse:
+    """``{"devices": [...], "next": URL or null}``: a page of devices, its JSON streamed a
+    slice of :data:`SLICE` devices at a time (a page of 100,000 never exists whole, as
+    dictionaries or as text), with a turn of the event loop between slices so that the
+    provider listeners keep answering while a large page is written (Web Push derives every
     subscription's keys: 100,000 of them take seconds)."""
+    sim = _sim(request)
     chosen, more = select(sim.registry, provider, after, until, limit)
     next_url = None
     if more is not None:
         kind = f"provider={provider}&" if provider else ""
         next_url = f"/_sim/devices?{kind}after={more}&until={until}&limit={limit}"
-    parts = []
+    resp = web.StreamResponse(status=status, headers={"content-type": "application/json"})
+    await resp.prepare(request)
+    sep = b'{"devices":['
     for c, numbers in chosen:
         for i in range(0, len(numbers), SLICE):
-            parts.append(docs_json(sim.registry, c, numbers[i : i + SLICE], sim.webpush_base_url))
+            text = docs_json(sim.registry, c, numbers[i : i + SLICE], sim.webpush_base_url)
+            await resp.write(sep + text.encode())
+            sep = b","
             await asyncio.sleep(0)
-    body = '{"devices":[' + ",".join(parts) + "]," + extra + '"next":' + json.dumps(next_url)
-    return web.Response(body=(body + "}").encode(), content_type="application/json")
+    if sep != b",":
+        await resp.write(sep)
+    await resp.write(f'],{extra}"next":{json.dumps(next_url)}}}'.encode())
+    await resp.write_eof()
+    return resp
 
 
 def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -151,7 +162,7 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     return int(text)
 
 
-async def list_devices(request: web.Request) -> web.Response:
+async def list_devices(request: web.Request) -> web.StreamResponse:
     """Every device (of ``provider``) in pages of at most ``limit`` (default and most: PAGE),
     numbered after ``after`` up to ``until``; ``next`` is the next page's URL, or null."""
     sim = _sim(request)
@@ -160,7 +171,7 @@ async def list_devices(request: web.Request) -> web.Response:
     after = _query_int(request, "after", 0, 0, size)
     until = _query_int(request, "until", size, 0, size)
     limit = _query_int(request, "limit", PAGE, 1, PAGE)
-    return await _page(sim, provider, after, until, limit)
+    return await _page(request, provider, after, until, limit)
 
 
 async def declare_population(request: web.Request) -> web.Response:
