@@ -17,8 +17,9 @@ In one run, each against a fresh ``pushsim simulator`` process:
   costs a P-256 scalar multiplication when it is first read, so its rate is shown alone).
 - **hot path**: h2load (``-c4 -m100``) on the APNs success path against a simulator with 100
   devices (the baseline) and one with 10,000,000 declared, sending to 100 tokens spread over
-  the population; rounds alternate between the two, and the ratio of the medians (req/s, and
-  requests per CPU-second of the simulator) is printed. Target: at least 0.95.
+  the population; rounds alternate between the two (A B, B A, ...), and the ratio of the
+  medians is printed in req/s and in requests per CPU-second of the simulator (the steadier
+  figure on shared cores, where req/s moves with whatever else runs). Target: at least 0.95.
 
 ``--quick`` divides the populations by 10 (the targets still apply per device).
 """
@@ -150,8 +151,8 @@ def hot_path(declared: int, requests: int, rounds: int, workdir: Path) -> dict[s
             )
             targets[name] = _spread_target(ctx, size, rng)
             run_h2load(f"warm-{size}", endpoints["apns"], targets[name], 5000, workdir)
-        for _ in range(rounds):
-            for name, (pid, endpoints, _size) in sims.items():
+        for r in range(rounds):  # A B, B A, ...: a drift in the machine's load hits both
+            for name, (pid, endpoints, _size) in list(sims.items())[:: 1 if r % 2 == 0 else -1]:
                 cpu = cpu_seconds(pid)
                 res = run_h2load("run", endpoints["apns"], targets[name], requests, workdir)
                 if res.succeeded != res.total:
@@ -204,9 +205,10 @@ def report(mem: list[dict[str, Any]], hot: dict[str, Any], scale: int, load: str
         "hot path: APNs success path, h2load -c4 -m100, median of alternating rounds",
         f"  100 devices (baseline): {b['rps']:,.0f} req/s, {b['per_cpu_s']:,.0f} req/CPU-s",
         f"  {hot['declared']:,} declared: {lg['rps']:,.0f} req/s, {lg['per_cpu_s']:,.0f} req/CPU-s",
-        f"  ratio large/baseline: {hot['ratio_rps']:.3f} req/s, "
-        f"{hot['ratio_per_cpu_s']:.3f} req/CPU-s (>= {TARGET_RATIO}: "
-        f"{verdict(min(hot['ratio_rps'], hot['ratio_per_cpu_s']) >= TARGET_RATIO)})",
+        f"  ratio large/baseline: {hot['ratio_rps']:.3f} in req/s "
+        f"(>= {TARGET_RATIO}: {verdict(hot['ratio_rps'] >= TARGET_RATIO)}), "
+        f"{hot['ratio_per_cpu_s']:.3f} in req/CPU-s "
+        f"(>= {TARGET_RATIO}: {verdict(hot['ratio_per_cpu_s'] >= TARGET_RATIO)})",
     ]
     if scale > 1:
         lines.append(f"(--quick: populations divided by {scale})")
@@ -220,8 +222,8 @@ def loadavg() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="populations divided by 10")
-    parser.add_argument("--requests", type=int, default=40_000, help="per h2load round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=20_000, help="per h2load round")
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     scale = 10 if args.quick else 1
