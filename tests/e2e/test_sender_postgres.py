@@ -193,6 +193,8 @@ async def test_holds_breakers_and_rates_are_shared(
         instance(sim, store, tmp_path, limits=limits) as (b, url_b),
     ):
         assert a.dispatcher is not None and b.dispatcher is not None
+        for s in (a, b):  # each is listening for the other's notices
+            await asyncio.wait_for(s.storage.work.listening.wait(), 10)  # type: ignore[attr-defined]
         # One provider-wide Retry-After, got by one instance, pauses the other.
         a.dispatcher.peers.held("apns", time.time() + 3, False)  # type: ignore[union-attr]
         gate = b.dispatcher.lanes["apns"].gate

@@ -89,6 +89,7 @@ class PgWork:
         self.healthy = True
         self.serial = 0
         self.wake = asyncio.Event()
+        self.listening = asyncio.Event()  # set while the LISTEN connection is up
         self.tasks: list[asyncio.Task[None]] = []
         self.on_health: Callable[[bool], None] | None = None
 
@@ -233,9 +234,11 @@ class PgWork:
                     for channel in (WORK_CHANNEL, TOKENS_CHANNEL, PEERS_CHANNEL):
                         await conn.execute(f"LISTEN {channel}")
                     self.wake.set()  # whatever was told while not listening
+                    self.listening.set()
                     async for note in conn.notifies():
                         self._heard(note.channel, note.payload)
             except (psycopg.Error, OSError):
+                self.listening.clear()
                 await asyncio.sleep(0.25 if self.healthy else 0.5)
 
     def _heard(self, channel: str, payload: str) -> None:
