@@ -138,24 +138,26 @@ class SimulatedUsers:
         """A notification reached ``dev``: the parts interpret it, then the user decides."""
         for interpret in self.interpreters:
             interpret(dev, entry)
-        self.counts["delivered"] += 1
+        counts = self.counts
+        counts["delivered"] += 1
         display = entry.get("display")
-        visible = bool(display.get("visible")) if isinstance(display, dict) else False
-        settings = self.settings(dev.id)
-        if not visible:
+        if not isinstance(display, dict) or not display.get("visible"):
             entry["shown"] = False
             entry["not_shown"] = "nothing to show (a silent or data-only notification)"
-            self.counts["silent"] += 1
+            counts["silent"] += 1
             return
-        if settings["notifications"] == "off":
+        own = self._devices.get(dev.id)  # the hot path: no settings of its own
+        allowed = own.get("notifications") if own is not None else None
+        if allowed == "off" or (allowed is None and self._off_by_share(dev.id)):
             entry["shown"] = False
             entry["not_shown"] = "notifications are turned off in settings"
-            self.counts["not_shown_off"] += 1
+            counts["not_shown_off"] += 1
             return
         entry["shown"] = True
-        self.counts["shown"] += 1
-        openable = display.get("openable", True) if isinstance(display, dict) else True
-        if openable and self.rng.random() < float(settings["open_probability"]):
+        counts["shown"] += 1
+        p = own.get("open_probability") if own is not None else None
+        p = self.defaults.open_probability if p is None else p
+        if p > 0 and display.get("openable", True) and self.rng.random() < p:
             self._open(dev, entry)
 
     def _open(self, dev: Device, entry: dict[str, Any]) -> None:

@@ -98,8 +98,11 @@ def _strings(aps: dict[str, Any], out: dict[str, Any]) -> None:
 def _alert_present(alert: Any) -> bool:
     if isinstance(alert, str):
         return bool(alert)
-    return isinstance(alert, dict) and any(
-        alert.get(k) for k in ("title", "subtitle", "body", "title-loc-key", "loc-key")
+    if not isinstance(alert, dict):
+        return False
+    get = alert.get
+    return bool(
+        get("title") or get("body") or get("subtitle") or get("loc-key") or get("title-loc-key")
     )
 
 
@@ -130,11 +133,21 @@ def _kind(aps: dict[str, Any], push_type: str, out: dict[str, Any]) -> None:
         out["problems"].append("badge must be a whole number")
 
 
+_PLAIN = frozenset({"alert", "content-available"})  # the common case: nothing else to read
+
+
 def display(aps: Any, push_type: str, critical_ok: bool) -> dict[str, Any]:
     """The ``display`` record of a delivered notification (see the module docstring)."""
     out: dict[str, Any] = {"problems": []}
     if not isinstance(aps, dict):
         out.update(kind=push_type, visible=False)
+        return out
+    if _PLAIN.issuperset(aps) and push_type in ("alert", "background"):
+        shows = _alert_present(aps.get("alert"))
+        if "alert" in aps and not shows:
+            out["problems"].append("alert has nothing to show (no title, subtitle or body)")
+        kind = "alert" if shows else "background"
+        out.update(interruption_level="active", kind=kind, visible=shows)
         return out
     _level(aps, critical_ok, out)
     _sound(aps, critical_ok, out)
