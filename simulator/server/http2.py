@@ -65,6 +65,7 @@ class H2Driver:
         self._run = host.run
         self._arm_idle = host.arm_idle
         self._batching = False  # responses queued while handling one read are written once
+        self._flush_armed = False  # a write at the end of this loop turn is due
         self._going_away = False
         self._violation_debug = violation_debug
         peers = peers or PeerLimits()
@@ -271,7 +272,18 @@ class H2Driver:
         if resp.status < 200 or not writer.send_fast(stream_id, resp):
             writer.send_h2(stream_id, resp)  # 1xx (informational) responses take h2's path
         if not self._batching:  # inside receive, one write at the end covers all
-            self.flush()
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Answers given outside a read (a delay run out, an answer decided by another
+        process) leave together: one write at the end of this loop turn."""
+        if not self._flush_armed:
+            self._flush_armed = True
+            asyncio.get_running_loop().call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        self._flush_armed = False
+        self.flush()
 
     def reset_stream(self, req: Request, error_code: int) -> None:
         try:
