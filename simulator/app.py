@@ -43,7 +43,7 @@ from simulator.faults.runtime import FaultRuntime
 from simulator.faults.spec import FaultSpec
 from simulator.frontdoor.door import FrontDoor
 from simulator.frontdoor.names import REAL_WEBPUSH_PREFIX
-from simulator.listeners import LISTENER_ORDER
+from simulator.listeners import LISTENER_ORDER, PORT_ORDER, PORTS_TAKEN
 from simulator.parts import Contribution, ListenerPart
 from simulator.providers.apns.live import LivePush
 from simulator.providers.apns.service import ApnsService
@@ -171,9 +171,11 @@ class Simulator:
         return self.port + offset if self.port else 0
 
     def listener_port(self, name: str, index: int) -> int:
-        """The port listener ``name`` (the ``index``-th to start) binds: the four providers'
-        at N..N+3 (in ``LISTENER_ORDER``), any others after the control API's N+4."""
-        return self._port(index if index < len(LISTENER_ORDER) else index + 1)
+        """The port listener ``name`` (the ``index``-th to start) binds: its place in
+        ``PORT_ORDER``, or for a listener not named there, one after the last of those."""
+        if name in PORT_ORDER:
+            return self._port(PORT_ORDER.index(name))
+        return self._port(PORTS_TAKEN + index - len(LISTENER_ORDER))
 
     def listener_handler(self, name: str, part: ListenerPart) -> Handler:
         """What listener ``name`` runs: its part's handler behind the fault gate."""
@@ -199,7 +201,7 @@ class Simulator:
         app = make_control_app(self, controls)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port(len(LISTENER_ORDER)))
+        site = web.TCPSite(self._runner, self.host, self._port(PORT_ORDER.index("control")))
         await site.start()
         self.control_port = int(self._runner.addresses[0][1])
 

@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port",
         default=0,
         type=int,
-        help="first port: the five listeners take N..N+4 (N at most 65531); 0 = any free",
+        help="first port: the seven listeners take N..N+6 (N at most 65529); 0 = any free",
     )
     parser.add_argument(
         "--no-tls", action="store_true", help="serve h2c (prior knowledge) and plain HTTP/1.1"
@@ -81,13 +81,13 @@ def port_error(port: int, listeners: int) -> str | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulator.listeners import LISTENER_ORDER
+    from simulator.listeners import PORTS_TAKEN
 
     err = validate_loopback(args.host)
     if err:
         print(f"pushsim simulator: {err}", file=sys.stderr)
         return 2
-    bad_port = port_error(args.port, len(LISTENER_ORDER) + 1)  # the control API comes last
+    bad_port = port_error(args.port, PORTS_TAKEN)
     if bad_port:
         print(f"pushsim simulator: --port: {bad_port}", file=sys.stderr)
         return 2
