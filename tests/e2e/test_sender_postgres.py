@@ -323,8 +323,9 @@ def test_two_instances_one_sigkilled_mid_stream_deliver_everything(
         assert set(seen) == set(accepted) and len(accepted) == 800
         duplicates = sum(seen.values()) - len(seen)
         # At least once: only what the killed instance had sent without its outcome
-        # committed goes again -- bounded by what it had in flight or unrecorded.
-        assert duplicates <= 150, duplicates
+        # committed goes again, once -- at most its share (300: every other batch of the
+        # first 600), in practice what it had in flight or not yet recorded.
+        assert max(seen.values()) <= 2 and duplicates <= 300, duplicates
         print(f"duplicates after SIGKILL: {duplicates} of {len(accepted)}")
     finally:
         for p in procs:
