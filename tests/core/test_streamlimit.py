@@ -1,8 +1,13 @@
-"""The stream-limit state machine (pure): what a new stream gets, SETTINGS by SETTINGS."""
+"""The stream-limit state machine (pure): what a new stream gets, SETTINGS by SETTINGS; and
+the SETTINGS APNs asks for (grant, narrowing, restore)."""
 
 from __future__ import annotations
 
+from simulator.providers.apns.auth import ConnectionAuth
+from simulator.providers.apns.streams import SETTINGS_MAX_CONCURRENT_STREAMS as MCS
+from simulator.providers.apns.streams import follow_answer, grant
 from simulator.server.streamlimit import Admit, StreamRules, initial_limit
+from simulator.wire import ConnectionInfo
 
 
 def test_before_any_ack_only_the_ceiling_bounds_a_connection() -> None:
@@ -63,3 +68,24 @@ def test_strict_before_ack_holds_every_stream_to_the_lowest_limit_sent() -> None
 
 def test_the_ceiling_is_never_below_the_initial_limit() -> None:
     assert StreamRules(initial=2000, ceiling=1000).ceiling == 2000
+
+
+def test_apns_grants_once_narrows_after_a_rejection_and_restores_after_a_success() -> None:
+    auth = ConnectionAuth()
+    conn = ConnectionInfo(1, "apns", "2", True, None, 0.0)
+    follow_answer(auth, conn, 410, 1000)  # not authorised yet: the limit is 1 anyway
+    assert conn.pending_settings is None
+    grant(auth, conn, 1000)
+    assert conn.pending_settings == {MCS: 1000}
+    conn.pending_settings = None
+    grant(auth, conn, 1000)
+    follow_answer(auth, conn, 200, 1000)
+    assert conn.pending_settings is None  # granted once; a success changes nothing
+    follow_answer(auth, conn, 410, 1000)
+    assert conn.pending_settings == {MCS: 1}
+    conn.pending_settings = None
+    follow_answer(auth, conn, 429, 1000)  # already narrowed: no second SETTINGS
+    follow_answer(auth, conn, 503, 1000)  # not a rejection of the notification
+    assert conn.pending_settings is None
+    follow_answer(auth, conn, 200, 1000)
+    assert conn.pending_settings == {MCS: 1000}

@@ -36,6 +36,7 @@ from simulator.providers.apns.headers import (
     canonical_apns_id,
     parse_headers,
 )
+from simulator.providers.apns.streams import follow_answer, grant
 from simulator.state.devices import Device, DeviceRegistry, TokenState, find_correlation
 from simulator.state.stats import Stats
 from simulator.wire import Action, GoAway, Request, Respond
@@ -43,7 +44,6 @@ from simulator.wire import Action, GoAway, Request, Respond
 PATH_PREFIX = "/3/device/"
 MAX_PAYLOAD = 4096
 MAX_VOIP_PAYLOAD = 5120
-SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 SHUTDOWN_DEBUG = b'{"reason":"Shutdown"}'
 IDLE_DEBUG = b'{"reason":"IdleTimeout"}'
 # GOAWAY debug data to a client over an acknowledged stream limit, as APNs words it
@@ -132,25 +132,11 @@ class ApnsCore:
 
     def handle(self, req: Request) -> Action:
         action = self._answer(req)
-        if self.config.narrow_after_rejection and isinstance(action, Respond):
-            self._follow_answer(req, action.status)
+        cfg = self.config
+        if cfg.narrow_after_rejection and isinstance(action, Respond):
+            auth = req.conn.state.get("apns")
+            follow_answer(auth, req.conn, action.status, cfg.max_concurrent_streams)
         return action
-
-    def _follow_answer(self, req: Request, status: int) -> None:
-        """The stream limit after an answer on an authorised connection: down to 1 after a
-        rejection (4xx), back to the full limit after the next accepted notification."""
-        auth: ConnectionAuth | None = req.conn.state.get("apns")
-        if auth is None or not auth.authorized:
-            return
-        if 400 <= status < 500:
-            if not auth.narrowed:
-                auth.narrowed = True
-                req.conn.pending_settings = {SETTINGS_MAX_CONCURRENT_STREAMS: 1}
-        elif status == 200 and auth.narrowed:
-            auth.narrowed = False
-            req.conn.pending_settings = {
-                SETTINGS_MAX_CONCURRENT_STREAMS: self.config.max_concurrent_streams
-            }
 
     def _answer(self, req: Request) -> Action:
         cfg = self.config
@@ -262,7 +248,7 @@ class ApnsCore:
             note.bundle_id = cert.bundle_id
         elif note.bundle_id != cert.bundle_id:
             return self.error(400, "TopicDisallowed", apns_id)
-        self._grant(auth, req)
+        grant(auth, req.conn, self.config.max_concurrent_streams)
         return None
 
     def _check_certificate(self, auth: ConnectionAuth, peer_cert_der: bytes | None) -> None:
@@ -294,21 +280,13 @@ class ApnsCore:
             auth.token = jwt_text
             auth.token_since = now
             auth.team_id = check.team_id
-        if not auth.authorized:
-            self._grant(auth, req)
+        grant(auth, req.conn, self.config.max_concurrent_streams)
         if note.topic is None:
             return self.error(400, "MissingTopic", apns_id)
         assert note.bundle_id is not None
         if self.verifier.owner_of(note.bundle_id) != check.team_id:
             return self.error(400, "TopicDisallowed", apns_id)
         return None
-
-    def _grant(self, conn_auth: ConnectionAuth, req: Request) -> None:
-        if not conn_auth.authorized:
-            conn_auth.authorized = True
-            req.conn.pending_settings = {
-                SETTINGS_MAX_CONCURRENT_STREAMS: self.config.max_concurrent_streams
-            }
 
     # -- per-device rate ------------------------------------------------------------
 
