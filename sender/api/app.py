@@ -24,6 +24,7 @@ from sender.api.validate import (
     entry_error,
     notification_request,
     topic_subscription_request,
+    unstorable,
 )
 from sender.providers.fcm import IidError, OAuthError
 from sender.service import Sender
@@ -94,7 +95,8 @@ async def post_device(request: web.Request) -> web.Response:
 
 async def delete_device(request: web.Request) -> web.Response:
     sender = request.app[SENDER_KEY]
-    if not await sender.storage.delete_device(request.match_info["id"]):
+    rid = request.match_info["id"]
+    if unstorable(rid) or not await sender.storage.delete_device(rid):
         return _error("no such device registration", None, 404)
     return _json({"id": request.match_info["id"], "deleted": True})
 
@@ -104,7 +106,10 @@ async def list_devices(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in ("active", "dead"):
         return _error("status: expected active or dead", "status")
-    regs = await sender.storage.list_devices(request.query.get("user_id"), status)
+    user = request.query.get("user_id")
+    if user is not None and unstorable(user):
+        return _json({"devices": []})
+    regs = await sender.storage.list_devices(user, status)
     return _json({"devices": [r.to_json() for r in regs]})
 
 
@@ -161,7 +166,8 @@ async def post_batch(request: web.Request) -> web.Response:
 
 async def get_notification(request: web.Request) -> web.Response:
     sender = request.app[SENDER_KEY]
-    doc = await sender.storage.notification(request.match_info["id"])
+    nid = request.match_info["id"]
+    doc = None if unstorable(nid) else await sender.storage.notification(nid)
     if doc is None:
         return _error("no such notification", None, 404)
     return _json(doc)
@@ -174,7 +180,7 @@ async def post_receipt(request: web.Request) -> web.Response:
         if not isinstance(b, dict):
             raise ValidationError("body: expected an object", "body")
         for key in ("notification_id", "token"):
-            if not isinstance(b.get(key), str) or not b[key]:
+            if not isinstance(b.get(key), str) or not b[key] or unstorable(b[key]):
                 raise ValidationError(f"{key}: expected a non-empty string", key)
         if b.get("event") not in ("delivered", "opened"):
             raise ValidationError("event: expected delivered or opened", "event")

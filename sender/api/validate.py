@@ -66,6 +66,18 @@ def _obj(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
+def unstorable(value: str) -> str | None:
+    """Why a string cannot be stored as text (a NUL, a lone surrogate), or None."""
+    if "\x00" in value:
+        return "NUL characters are not allowed"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "expected valid Unicode text (found a lone surrogate)"
+    return None
+
+
 def _str(
     obj: dict[str, Any], key: str, prefix: str, *, required: bool = True, max_len: int = 4096
 ) -> str | None:
@@ -79,6 +91,9 @@ def _str(
         raise ValidationError(f"{name}: expected a non-empty string", name)
     if len(value) > max_len:
         raise ValidationError(f"{name}: longer than {max_len} characters", name)
+    problem = unstorable(value)
+    if problem:
+        raise ValidationError(f"{name}: {problem}", name)
     return value
 
 
@@ -104,6 +119,9 @@ def _token(provider: str, value: Any, name: str) -> str:
         raise ValidationError(f"{name}: an APNs device token is 64 hex characters", name)
     if len(value) > 4096:
         raise ValidationError(f"{name}: too long", name)
+    problem = unstorable(value)
+    if problem:
+        raise ValidationError(f"{name}: {problem}", name)
     return value.lower() if provider == "apns" else value
 
 
@@ -272,7 +290,7 @@ def topic_subscription_request(topic: str, body: Any) -> TopicSubscription:
     if len(tokens) > MAX_TOPIC_TOKENS:
         raise ValidationError(f"tokens: at most {MAX_TOPIC_TOKENS} per request", "tokens")
     for i, t in enumerate(tokens):
-        if not isinstance(t, str) or not t or len(t) > 4096:
+        if not isinstance(t, str) or not t or len(t) > 4096 or unstorable(t):
             raise ValidationError(f"tokens[{i}]: expected a non-empty string", f"tokens[{i}]")
     return TopicSubscription(topic, tuple(dict.fromkeys(tokens)))
 

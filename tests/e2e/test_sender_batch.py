@@ -84,6 +84,11 @@ async def test_a_batch_over_its_limits_is_refused_naming_them(
         status, doc = await post(url, data=b'{"notifications": ["' + b"x" * MAX_BATCH_BODY + b'"]}')
         assert status == 413 and doc["limit"] == MAX_BATCH_BODY
         assert f"{MAX_BATCH_BODY}-byte limit" in doc["error"]
+        nul = entry({"provider": "fcm", "token": "a\x00b"}, "nul")  # text no store can keep
+        surrogate = entry({"provider": "fcm", "token": "a\ud800b"}, "lone")
+        status, doc = await post(url, {"notifications": [nul, surrogate, entry(dev, "ok")]})
+        assert status == 207 and [r["status"] for r in doc["results"]] == [400, 400, 202]
+        assert "NUL" in doc["results"][0]["error"] and "surrogate" in doc["results"][1]["error"]
         for bad in ({"notifications": []}, {"notifications": "x"}, [1]):
             status, doc = await post(url, bad)
             assert status == 400 and doc["field"] in ("notifications", "body")

@@ -219,26 +219,27 @@ class PgWriter:
             self._flushing = None
 
     async def _flush(self, batch: Pending) -> bool:
-        """Write one batch; False if it failed (its records are queued again)."""
+        """Write one batch; False if it failed (its accepts failed; its records queued
+        again when the database was away)."""
         try:
             if self.connect is None:
                 raise StoreUnavailable("the store is not open")
             async with self.connect() as conn, conn.transaction():
                 results = await self._write(conn.cursor(), batch)
-        except (psycopg.Error, StoreUnavailable, OSError) as exc:
+        except Exception as exc:  # whatever it was, no accept may be left waiting
             err = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(_line(exc))
             for a in (*batch.accepts, *self.pending.accepts):  # queued meanwhile: fail fast too
                 if not a.done.done():
                     a.done.set_exception(err)
             self.pending.accepts.clear()
-            batch.keep(self.pending)
-            self.pending.settled[:0] = batch.settled
-            if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.OperationalError):
-                log.error("store write failed: %s", _line(exc))
+            if isinstance(exc, psycopg.OperationalError | StoreUnavailable | OSError):
+                batch.keep(self.pending)  # the database is away: write them when it is back
+            else:  # not the connection: writing them again would fail again
+                log.error("store write failed, its records dropped: %r", exc)
             if self.on_failure is not None:
                 self.on_failure(exc)
-            self.pending.settled, settled = [], self.pending.settled
-            for f in settled:
+            settled, self.pending.settled = [*batch.settled, *self.pending.settled], []
+            for f in settled:  # settle() waits for a write or its failure
                 if not f.done():
                     f.set_result(None)
             return False
