@@ -269,6 +269,27 @@ def test_database_down_at_start_is_one_line_and_exit_2(sim: SimulatorHandle) -> 
     assert lines[0].startswith("pushsim sender: --store: cannot connect to postgresql://")
 
 
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--store", "mysql://x/y"], "--store: expected postgresql://... or sqlite:PATH"),
+        (["--store", "sqlite:"], "--store: expected sqlite:PATH with a path"),
+        (["--store", "sqlite:a.db", "--db", "b.db"], "--store and --db: give one of them"),
+        (["--lease", "0.1"], "--lease: expected 0.5-3600 seconds"),
+    ],
+)
+def test_bad_store_flags_are_one_line_and_exit_2(
+    sim: SimulatorHandle, flags: list[str], says: str
+) -> None:
+    argv = ["pushsim", "sender", "--simulator", str(sim.state_dir), *flags]
+    res = subprocess.run(
+        [sys.executable, "-m", *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"pushsim sender: {says}")
+
+
 def _start(state: Path, url: str, ready: Path) -> subprocess.Popen[bytes]:
     ready.unlink(missing_ok=True)
     proc = subprocess.Popen(
