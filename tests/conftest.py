@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from dashboard_helpers import DashClient
 from nodejs import install_web_push
 
-from simulator.testing.handle import SimulatorHandle
+from simulator.testing.handle import SimulatorHandle, running_simulator
 
 # ``pushsim`` and ``pushsim_plain`` come from the plugin pushsim ships (simulator.testing.plugin);
 # the suite calls them by shorter names.
@@ -40,3 +42,18 @@ def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 def web_push_installed() -> None:
     """npm's web-push in tests/node/node_modules (installed on first use), or a skip saying why."""
     install_web_push()
+
+
+@pytest.fixture
+def dash_sim(tmp_path: Path) -> Iterator[SimulatorHandle]:
+    """A simulator serving its dashboard (``dashboard=True``)."""
+    with running_simulator(tmp_path / "state", dashboard=True) as handle:
+        yield handle
+
+
+@pytest.fixture
+def dash(dash_sim: SimulatorHandle) -> Iterator[DashClient]:
+    """An HTTP/2 client for ``dash_sim``'s dashboard."""
+    client = DashClient(dash_sim)
+    yield client
+    client.close()
