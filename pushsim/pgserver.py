@@ -20,8 +20,9 @@ dir, on a free loopback port. The sender's PostgreSQL tests and ``pushsim run`` 
   ``create_database()``.
 
 PostgreSQL refuses to run as root: as root the server runs as the ``postgres`` user
-(``nobody`` where there is none), which owns the temp dir. The server trusts local
-connections (no password) and, being throwaway, skips fsync: a killed *client* loses
+(``nobody`` where there is none), which owns the temp dir. The server trusts connections
+from its own network (loopback, or the subnet of the address it listens on; no password)
+and, being throwaway, skips fsync: a killed *client* loses
 nothing it committed, a crash of the machine may lose the server's last commits.
 """
 
@@ -165,6 +166,10 @@ class PgServer:
         conf = "".join(f"{k} = '{v}'\n" for k, v in SETTINGS.items())
         with (self.data / "postgresql.conf").open("a") as f:
             f.write(f"\n# pushsim (throwaway server)\n{conf}")
+        with (self.data / "pg_hba.conf").open("a") as f:
+            # Clients on the listening address's own network (loopback, or the private link
+            # of a run spread over network namespaces) are trusted too.
+            f.write("host all all samenet trust\n")
 
     def argv(self) -> list[str]:
         """The server in the foreground (``init()`` first); it listens on host:port."""
