@@ -1,6 +1,7 @@
 """What sender instances on one PostgreSQL database share besides the work: provider-wide
-Retry-After holds, breaker transitions (both told through ``pg_notify`` on
-:data:`~sender.storage.pg.writer.PEERS_CHANNEL`) and each provider's rate limit, one
+Retry-After holds (told through ``pg_notify`` on
+:data:`~sender.storage.pg.writer.PEERS_CHANNEL`, and recorded for instances that join while
+one lasts), breaker transitions (told) and each provider's rate limit, one
 bucket in the database that every instance takes its requests from.
 
 :class:`SharedPacer` takes tokens in chunks (a fiftieth of a second's worth, at least one)
@@ -12,6 +13,7 @@ simply not sent (the limit is never exceeded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -40,6 +42,12 @@ SET_RATE = """
 INSERT INTO rate_buckets (provider, rate, burst, tokens, updated)
 VALUES (%s, %s, %s, %s, extract(epoch FROM clock_timestamp()))
 ON CONFLICT (provider) DO UPDATE SET rate = EXCLUDED.rate, burst = EXCLUDED.burst"""
+
+HOLD = """
+INSERT INTO provider_holds (provider, not_before, quota) VALUES (%s, %s, %s)
+ON CONFLICT (provider) DO UPDATE SET not_before = GREATEST(provider_holds.not_before,
+    EXCLUDED.not_before), quota = EXCLUDED.quota"""
+HOLDS_NOW = "SELECT provider, not_before, quota FROM provider_holds WHERE not_before > %s"
 
 Take = Callable[[str, float], Awaitable[tuple[float, float]]]  # -> (granted, wait seconds)
 
@@ -78,6 +86,7 @@ class PgPeers:
         self.me = me
         self.writer = writer
         self.connect: Connect | None = None  # set once the store is open
+        self._writes: set[asyncio.Task[None]] = set()
 
     def pacer(self, provider: str, limits: ProviderLimits) -> Pacer | None:
         return SharedPacer(provider, limits, self._take)
@@ -104,6 +113,26 @@ class PgPeers:
 
     def held(self, provider: str, not_before: float, quota: bool) -> None:
         self._tell({"kind": "hold", "provider": provider, "not_before": not_before, "quota": quota})
+        task = asyncio.ensure_future(self._keep_hold(provider, not_before, quota))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _keep_hold(self, provider: str, not_before: float, quota: bool) -> None:
+        """Record the hold for instances that start (or listen again) while it lasts."""
+        if self.connect is None:
+            return
+        with contextlib.suppress(psycopg.Error, StoreUnavailable, OSError):
+            async with self.connect() as conn:
+                await conn.execute(HOLD, (provider, not_before, quota))
+
+    async def holds_now(self, now: float, local: Local) -> None:
+        """Apply the holds recorded by others that still last (on joining, on listening)."""
+        if self.connect is None:
+            return
+        async with self.connect() as conn:
+            cur = await conn.execute(HOLDS_NOW, (now,))
+            for provider, not_before, quota in await cur.fetchall():
+                local.peer_hold(str(provider), float(not_before), bool(quota))
 
     def breaker(self, provider: str, opened: bool, open_for: float) -> None:
         self._tell(

@@ -96,9 +96,18 @@ CREATE TABLE rate_buckets (
 );
 """
 
+V3_HOLDS = """
+CREATE TABLE provider_holds (
+    provider text PRIMARY KEY,
+    not_before float8 NOT NULL,
+    quota boolean NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "registrations and the outbox", V1_OUTBOX),
     (2, "work shared by instances: owners under a lease, global rate buckets", V2_SHARED_WORK),
+    (3, "provider-wide Retry-After holds, for instances that join while one lasts", V3_HOLDS),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -152,6 +152,11 @@ class PgStorage:
         await self.pg_peers.set_rates(self.config.limits)
 
     async def start_work(self, local: Local) -> None:
+        async def listening() -> None:  # holds the others recorded while we were not told
+            with contextlib.suppress(psycopg.Error, StoreUnavailable, OSError):
+                await self.pg_peers.holds_now(self.clock.time(), local)
+
+        self.work.on_listening = listening
         self.work.start(local)
 
     async def close(self) -> None:

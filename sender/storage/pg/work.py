@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -92,6 +92,8 @@ class PgWork:
         self.listening = asyncio.Event()  # set while the LISTEN connection is up
         self.tasks: list[asyncio.Task[None]] = []
         self.on_health: Callable[[bool], None] | None = None
+        # Run each time the LISTEN connection is (re)established, before notices are read.
+        self.on_listening: Callable[[], Awaitable[None]] | None = None
 
     async def register(self, conn: psycopg.AsyncConnection[Any]) -> int:
         cur = await conn.execute(REGISTER, (self.me, self.lease))
@@ -234,6 +236,8 @@ class PgWork:
                     for channel in (WORK_CHANNEL, TOKENS_CHANNEL, PEERS_CHANNEL):
                         await conn.execute(f"LISTEN {channel}")
                     self.wake.set()  # whatever was told while not listening
+                    if self.on_listening is not None:
+                        await self.on_listening()
                     self.listening.set()
                     async for note in conn.notifies():
                         self._heard(note.channel, note.payload)
