@@ -28,23 +28,11 @@ from typing import Any
 from aiohttp import web
 
 from simulator.providers.apns.activities import start_problem
+from simulator.providers.apns.control import error_response, read_object
 from simulator.providers.apns.live import LivePush
 from simulator.state.devices import Device
 
 LIVE_KEY: web.AppKey[LivePush] = web.AppKey("apns_live")
-
-
-def _error(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _body(request: web.Request) -> dict[str, Any] | None:
-    try:
-        raw = await request.read()
-        data = json.loads(raw) if raw else {}
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _device(request: web.Request) -> Device:
@@ -67,13 +55,13 @@ async def get_app(request: web.Request) -> web.Response:
 
 
 async def patch_app(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     if body is None:
-        return _error("expected a JSON object")
+        return error_response("expected a JSON object")
     caps = request.app[LIVE_KEY].caps
     bundle = request.match_info["bundle_id"]
     problem = caps.update(bundle, body)
-    return _error(problem) if problem else web.json_response(caps.view(bundle))
+    return error_response(problem) if problem else web.json_response(caps.view(bundle))
 
 
 async def list_channels(request: web.Request) -> web.Response:
@@ -82,14 +70,14 @@ async def list_channels(request: web.Request) -> web.Response:
 
 
 async def _subscription_body(request: web.Request) -> tuple[str, list[str]] | web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     if body is None:
-        return _error("expected a JSON object")
+        return error_response("expected a JSON object")
     cid, ids = body.get("channel_id"), body.get("device_ids")
     if not isinstance(cid, str) or cid not in request.app[LIVE_KEY].book.channels:
-        return _error(f"channel_id: no channel {cid!r}", 404)
+        return error_response(f"channel_id: no channel {cid!r}", 404)
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        return _error("device_ids: expected a non-empty list of device ids")
+        return error_response("device_ids: expected a non-empty list of device ids")
     return cid, ids
 
 
@@ -132,13 +120,13 @@ async def reissue(request: web.Request) -> web.Response:
 
 async def start_activity(request: web.Request) -> web.Response:
     dev = _device(request)
-    body = await _body(request)
+    body = await read_object(request)
     if body is None:
-        return _error("expected a JSON object")
+        return error_response("expected a JSON object")
     body.setdefault("timestamp", int(_now(request)))
     problem = start_problem(body)
     if problem:
-        return _error(problem)
+        return error_response(problem)
     live = request.app[LIVE_KEY]
     act = live.activities.start(dev.id, dev.generation, body, _now(request))
     return web.json_response(act.view(_now(request)), status=201)
@@ -155,7 +143,7 @@ async def feed(request: web.Request) -> web.Response:
     try:
         since = int(request.query.get("since", "0"))
     except ValueError:
-        return _error("since: expected an integer")
+        return error_response("since: expected an integer")
     events = request.app[LIVE_KEY].activities.feed_since(since)
     return web.json_response({"events": events, "last_seq": events[-1]["seq"] if events else since})
 
@@ -188,15 +176,15 @@ async def get_config(request: web.Request) -> web.Response:
 
 
 async def patch_config(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     if body is None:
-        return _error("expected a JSON object")
+        return error_response("expected a JSON object")
     for name, value in body.items():
         rule = _CONFIG.get(name)
         if rule is None:
-            return _error(f"{name}: unknown setting (expected one of {', '.join(_CONFIG)})")
+            return error_response(f"{name}: unknown setting (expected one of {', '.join(_CONFIG)})")
         if not rule[0](value):
-            return _error(f"{name}: {rule[1]}")
+            return error_response(f"{name}: {rule[1]}")
     live = request.app[LIVE_KEY]
     if "reissue_probability" in body:
         live.activities.reissue_probability = float(body["reissue_probability"])

@@ -28,11 +28,13 @@ SERVICE_KEY: web.AppKey[ApnsService] = web.AppKey("apns_service")
 KEY_ENVIRONMENTS = ("production", "sandbox", "both")
 
 
-def _error(message: str, status: int = 400) -> web.Response:
+def error_response(message: str, status: int = 400) -> web.Response:
+    """The APNs control routes' error answer: ``{"error": message}``."""
     return web.json_response({"error": message}, status=status)
 
 
-async def _body(request: web.Request) -> dict[str, Any] | None:
+async def read_object(request: web.Request) -> dict[str, Any] | None:
+    """The request's JSON object (``{}`` for an empty body), None if it is not one."""
     try:
         raw = await request.read()
         data = json.loads(raw) if raw else {}
@@ -56,12 +58,12 @@ def _key_problem(body: dict[str, Any]) -> str | None:
 
 
 async def post_key(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     if body is None:
-        return _error("expected a JSON object")
+        return error_response("expected a JSON object")
     problem = _key_problem(body)
     if problem is not None:
-        return _error(problem)
+        return error_response(problem)
     service = request.app[SERVICE_KEY]
     key = service.mint_key(
         body.get("team_id"), body.get("bundle_ids", []), body.get("environment", "both")
@@ -84,20 +86,20 @@ async def list_keys(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     kid = request.match_info["key_id"]
     if not request.app[SERVICE_KEY].verifier.revoke(kid):
-        return _error(f"no key {kid!r}", 404)
+        return error_response(f"no key {kid!r}", 404)
     return web.json_response({"key_id": kid, "revoked": True})
 
 
 async def post_cert(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     if body is None:
-        return _error("expected a JSON object")
+        return error_response("expected a JSON object")
     bundle = body.get("bundle_id")
     if not isinstance(bundle, str) or not valid_bundle_id(bundle):
-        return _error("bundle_id: expected a bundle id like com.example.app")
+        return error_response("bundle_id: expected a bundle id like com.example.app")
     env = body.get("environment", "production")
     if env not in CERT_ENVIRONMENTS:
-        return _error("environment: expected 'production', 'sandbox' or 'both'")
+        return error_response("environment: expected 'production', 'sandbox' or 'both'")
     cert = request.app[SERVICE_KEY].mint_certificate(bundle, env)
     return web.json_response(cert, status=201)
 
@@ -106,7 +108,7 @@ async def expire_device(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     dev = service.registry.devices.get(request.match_info["device_id"])
     if dev is None or dev.provider != "apns":
-        return _error(f"no APNs device {request.match_info['device_id']!r}", 404)
+        return error_response(f"no APNs device {request.match_info['device_id']!r}", 404)
     token = service.expire_token(dev)
     return web.json_response({"device_id": dev.id, "token": token, "expired": True})
 
@@ -116,13 +118,13 @@ async def get_config(request: web.Request) -> web.Response:
 
 
 async def patch_config(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     if body is None:
-        return _error("expected a JSON object")
+        return error_response("expected a JSON object")
     service = request.app[SERVICE_KEY]
     err = service.update_config(body)
     if err:
-        return _error(err)
+        return error_response(err)
     return web.json_response(service.config_view())
 
 
