@@ -79,10 +79,6 @@ class ApnsState:
     expired_tokens: set[str] = field(default_factory=set)  # tokens answering 410 ExpiredToken
 
 
-def _is_hex_token(token: str) -> bool:
-    return len(token) == 64 and _HEX.issuperset(token)
-
-
 class ApnsCore:
     provider = "apns"
 
@@ -174,7 +170,7 @@ class ApnsCore:
             return dev
         assert isinstance(dev, Device)
 
-        self._accept(dev, parsed, apns_id, payload, payload.get("aps"), now)
+        self._accept(dev, parsed, apns_id, payload, now)
         if self._sandbox:
             return Respond(200, (("apns-id", apns_id), ("apns-unique-id", self._new_id())))
         return Respond(200, (("apns-id", apns_id),))
@@ -305,7 +301,6 @@ class ApnsCore:
         note: Notification,
         apns_id: str,
         payload: dict[str, Any],
-        aps: Any,
         now: float,
     ) -> None:
         entry: dict[str, Any] = {
@@ -324,6 +319,7 @@ class ApnsCore:
         corr = find_correlation(payload)
         if corr:
             entry["correlation_id"] = corr
+        aps = payload.get("aps")
         if note.push_type == "background" and not (
             type(aps) is dict and aps.get("content-available") == 1
         ):
