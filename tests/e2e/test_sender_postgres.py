@@ -199,7 +199,7 @@ async def test_holds_breakers_and_rates_are_shared(
         a.dispatcher.peers.held("apns", time.time() + 3, False)  # type: ignore[union-attr]
         gate = b.dispatcher.lanes["apns"].gate
         assert await until(lambda: gate.wait_time(time.monotonic()) > 1.5, 5)
-        async with instance(sim, store, tmp_path) as (c, _):  # one that joins meanwhile
+        async with instance(sim, store, tmp_path, limits=limits) as (c, _):  # joins meanwhile
             assert c.dispatcher is not None
             late = c.dispatcher.lanes["apns"].gate
             assert await until(lambda: late.wait_time(time.monotonic()) > 1.0, 5)

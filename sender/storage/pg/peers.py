@@ -92,7 +92,8 @@ class PgPeers:
         return SharedPacer(provider, limits, self._take)
 
     async def set_rates(self, limits: dict[str, ProviderLimits]) -> None:
-        """Create (or retune) the shared bucket of every provider with a rate limit."""
+        """Create (or retune) the shared bucket of every provider with a rate limit: the
+        rate and burst are those of the instance started last (start them alike)."""
         assert self.connect is not None
         async with self.connect() as conn:
             for provider, lim in limits.items():
