@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import h2.config
@@ -19,6 +20,7 @@ import h2.connection
 import h2.errors
 import hpack.hpack
 from h2.connection import AllowedStreamIDs, ConnectionInputs, _decode_headers
+from h2.exceptions import DenialOfServiceError
 from h2.stream import StreamClosedBy, StreamInputs
 from hpack.hpack import encode_integer
 from hyperframe.frame import RstStreamFrame
@@ -93,7 +95,8 @@ class ServerConnection(h2.connection.H2Connection):
         self.refused: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
         self.violations: list[int] = []  # streams opened over an acknowledged limit
         self.incoming_buffer: BoundedFrameBuffer = BoundedFrameBuffer()
-        self.refused_count = 0  # streams refused so far (the driver's flood counter reads it)
+        # called at each refused stream; True (a flood) ends the connection ENHANCE_YOUR_CALM
+        self.refused_flood: Callable[[], bool] = lambda: False
 
     def _receive_settings_frame(self, frame: Any) -> Any:
         if "ACK" in frame.flags:
@@ -141,8 +144,9 @@ class ServerConnection(h2.connection.H2Connection):
 
     def _refuse(self, frame: Any) -> Any:
         sid = frame.stream_id
+        if self.refused_flood():
+            raise DenialOfServiceError("too many streams opened over the limit")
         headers = decode_block(self.decoder, frame.data)  # keeps the HPACK table in step
-        self.refused_count += 1
         if len(self.refused) < MAX_HELD_STREAMS:
             self.refused[sid] = ([(bytes(k), bytes(v)) for k, v in headers], bytearray())
         self.highest_inbound_stream_id = sid

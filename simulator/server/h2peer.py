@@ -47,7 +47,6 @@ class PeerBounds:
         "floods",
         "linger_bytes",
         "max_body",
-        "refused_seen",
     )
 
     def __init__(
@@ -64,7 +63,6 @@ class PeerBounds:
         self.max_body = limits.max_request_body
         self.linger_bytes = limits.linger_bytes
         self._lingering: dict[int, int] = {}  # stream id -> bytes it may still send
-        self.refused_seen = 0  # the connection's refused-stream count already counted
 
     def over(self, kind: str, count: int = 1) -> bool:
         """Count ``count`` frames of ``kind``; past its limit, ``calm`` and True (stop)."""
@@ -74,12 +72,6 @@ class PeerBounds:
         log.info("%s: GOAWAY ENHANCE_YOUR_CALM", floods.debug_data().decode())
         self._calm(floods.debug_data())
         return True
-
-    def refused_flood(self) -> bool:
-        """Count the streams refused since last time (over MAX_CONCURRENT_STREAMS)."""
-        total = self._conn.refused_count
-        count, self.refused_seen = total - self.refused_seen, total
-        return self.over("refused", count)
 
     def cut(self, stream_id: int) -> None:
         """``stream_id``'s body went past the cap: what follows of it is thrown away."""

@@ -1,5 +1,6 @@
-"""Writing an HTTP/2 response: the raw-frame fast path, h2's own path, and bodies kept
-until the peer's flow-control window opens (the write half of :mod:`~simulator.server.http2`).
+"""A request stream as the HTTP/2 driver holds it (:class:`H2Stream`, :func:`request_of`),
+and writing its response: the raw-frame fast path, h2's own path, and bodies kept until
+the peer's flow-control window opens (the write half of :mod:`~simulator.server.http2`).
 
 Common responses (one HEADERS frame, at most one DATA frame that fits the windows) go through
 :meth:`~simulator.server.frames.ServerConnection.send_response`; anything else takes h2's
@@ -15,7 +16,7 @@ import h2.exceptions
 import hpack
 
 from simulator.server.frames import UNIQUE_PER_RESPONSE, LiteralEncoder, ServerConnection
-from simulator.wire import Respond
+from simulator.wire import ConnectionInfo, Request, Respond
 
 STREAM_GONE = (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError)
 
@@ -29,6 +30,28 @@ class H2Stream:
     pending: bytes = b""  # response body bytes waiting for flow-control window
     closed: bool = False
     held: int = 0  # flow-controlled bytes read and not yet credited back (until consumed)
+
+
+def request_of(stream_id: int, st: H2Stream, info: ConnectionInfo) -> Request:
+    """The request a stream carries (pseudo-headers taken out; ``:authority`` as ``host``)."""
+    method = path = authority = ""
+    scheme = "https"
+    headers: list[tuple[str, str]] = []
+    for k, v in st.headers:
+        if k[:1] == b":":
+            if k == b":method":
+                method = v.decode("latin-1")
+            elif k == b":path":
+                path = v.decode("latin-1")
+            elif k == b":authority":
+                authority = v.decode("latin-1")
+            elif k == b":scheme":
+                scheme = v.decode("latin-1")
+        else:
+            headers.append((k.decode("latin-1").lower(), v.decode("utf-8", "replace")))
+    if authority:
+        headers.append(("host", authority))
+    return Request(method, path, headers, bytes(st.body), info, stream_id, authority, scheme)
 
 
 class ResponseWriter:

@@ -24,7 +24,7 @@ from simulator.server.frames import H2_CONFIG, LiteralEncoder, ServerConnection
 from simulator.server.h2peer import ENHANCE_YOUR_CALM, FLOOD_EVENTS, PeerBounds, ReadyStreams
 from simulator.server.h2write import STREAM_GONE as _STREAM_GONE
 from simulator.server.h2write import H2Stream as _Stream
-from simulator.server.h2write import ResponseWriter
+from simulator.server.h2write import ResponseWriter, request_of
 from simulator.server.limits import PeerLimits
 from simulator.server.streamlimit import StreamRules, initial_limit
 from simulator.wire import ConnectionInfo, Request, Respond
@@ -33,6 +33,7 @@ log = logging.getLogger("pushsim.server")
 
 _MCS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 _PROTOCOL_ERROR = 1
+READ_SLICE = 8192  # bytes handed to h2 at a time
 CALM_LINGER = 1.0  # seconds a connection told to calm down is read (and dropped) before closing
 
 
@@ -87,6 +88,7 @@ class H2Driver:
         self.conn = conn
         self.writer = ResponseWriter(conn, self.encoder, self.streams)
         self.bounds = PeerBounds(peers, conn, host.now, self._calm_down)
+        conn.refused_flood = lambda: self.bounds.floods.hit("refused", host.now())
 
     def start(self, initial: bytes) -> None:
         """Send our preface (SETTINGS, a wide connection window), then read ``initial``."""
@@ -108,15 +110,23 @@ class H2Driver:
     # -- reading ----------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
+        """Read ``data``, a slice at a time: the flood counters can end a read midway."""
         if self._calm:
             return
         self._batching = True
         try:
-            self._events(data)
+            if len(data) <= READ_SLICE:
+                self._events(data)
+                return
+            view = memoryview(data)
+            for i in range(0, len(data), READ_SLICE):
+                self._events(view[i : i + READ_SLICE])
+                if self._calm or self.host.closed:
+                    return
         finally:
             self._batching = False
 
-    def _events(self, data: bytes) -> None:
+    def _events(self, data: bytes | memoryview) -> None:
         conn = self.conn
         try:
             events = conn.receive_data(data)
@@ -128,7 +138,10 @@ class H2Driver:
                 conn.data_to_send()
             else:
                 self.flush()
-            self.host.close()
+            if isinstance(exc, h2.exceptions.DenialOfServiceError):
+                self._linger_then_close()  # h2 said ENHANCE_YOUR_CALM: let it arrive
+            else:
+                self.host.close()
             return
         on = _ON_EVENT
         for ev in events:
@@ -137,8 +150,6 @@ class H2Driver:
                 return
         if self.ready.ids:
             self.ready.run()
-        if conn.refused_count != self.bounds.refused_seen and self.bounds.refused_flood():
-            return
         if conn.refused:
             self._report_refused()
         if conn.violations:
@@ -192,7 +203,10 @@ class H2Driver:
         self.bounds.forget(ev.stream_id)
         if st is not None and st.held:
             self.conn.acknowledge_received_data(st.held, ev.stream_id)
-        return ev.remote_reset and self.bounds.over("reset")
+        # Rapid Reset counts streams reset before they ran; a request given up while its
+        # answer is awaited (a sender's timeout during a hang) is a client's right
+        running = st is not None and st.closed
+        return ev.remote_reset and not running and self.bounds.over("reset")
 
     def _on_window_updated(self, ev: h2.events.WindowUpdated) -> bool:
         if self.bounds.over("window_update"):
@@ -217,6 +231,10 @@ class H2Driver:
         self._calm = True
         self.ready.run()
         self.go_away(ENHANCE_YOUR_CALM, debug_data, None)
+        self._linger_then_close()
+
+    def _linger_then_close(self) -> None:
+        self._calm = True
         if self._transport.can_write_eof():
             self._transport.write_eof()
             self._write = _no_write  # nothing may follow the FIN
@@ -241,26 +259,7 @@ class H2Driver:
         return st is not None and not st.closed
 
     def _request(self, stream_id: int, st: _Stream) -> Request:
-        method = path = authority = ""
-        scheme = "https"
-        headers: list[tuple[str, str]] = []
-        for k, v in st.headers:
-            if k[:1] == b":":
-                if k == b":method":
-                    method = v.decode("latin-1")
-                elif k == b":path":
-                    path = v.decode("latin-1")
-                elif k == b":authority":
-                    authority = v.decode("latin-1")
-                elif k == b":scheme":
-                    scheme = v.decode("latin-1")
-            else:
-                headers.append((k.decode("latin-1").lower(), v.decode("utf-8", "replace")))
-        if authority:
-            headers.append(("host", authority))
-        return Request(
-            method, path, headers, bytes(st.body), self.info, stream_id, authority, scheme
-        )
+        return request_of(stream_id, st, self.info)
 
     # -- writing ----------------------------------------------------------------
 
