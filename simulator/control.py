@@ -152,7 +152,7 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise web.HTTPBadRequest(
             text=json.dumps(
                 {"error": f"{name}: expected an integer from {low} to {high}", "field": name}

@@ -86,7 +86,7 @@ def split_authority(authority: str) -> tuple[str, int | None]:
     else:
         host, sep, rest = text.partition(":")
         rest = sep + rest
-    if rest.startswith(":") and rest[1:].isdigit():
+    if rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit():
         return host, int(rest[1:])
     return host, None
 

@@ -57,7 +57,7 @@ def _headers_problem(req: Request, ch_policy: int | None) -> str | tuple[int, in
     exp_text = req.header("apns-expiration")
     expiration: int | None = None
     if exp_text is not None:
-        if not exp_text.isdigit() or len(exp_text) > 12:
+        if not (exp_text.isascii() and exp_text.isdigit()) or len(exp_text) > 12:
             return "BadExpirationDate"
         expiration = int(exp_text)
         if ch_policy == 0 and expiration != 0:

@@ -153,7 +153,7 @@ def _push_type(value: str | None) -> str | HeaderError:
 def _expiration(value: str | None) -> int | HeaderError | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:  # not "①"
         return _BAD_EXPIRATION
     return int(value)
 

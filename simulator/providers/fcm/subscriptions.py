@@ -169,7 +169,7 @@ class TopicSubscriptionApi:
     def _list(self, dev: Device, base: str, query: Query) -> Respond:
         size_text = _first(query, "pageSize", "page_size") or str(DEFAULT_PAGE)
         token = _first(query, "pageToken", "page_token") or "0"
-        if not size_text.isdigit() or not token.isdigit():
+        if not (size_text + token).isascii() or not size_text.isdigit() or not token.isdigit():
             return fcm_error_response(invalid("Invalid page size or page token.", "page_token"))
         size = min(int(size_text) or DEFAULT_PAGE, MAX_PAGE)
         start = int(token)
