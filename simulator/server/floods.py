@@ -33,7 +33,7 @@ DEFAULT_LIMITS: Mapping[str, FloodLimit] = MappingProxyType(
     {
         # streams the client reset before they ran (Rapid Reset); nghttp2 allows 1,000 at C
         # speed, here each costs some 50 times more
-        "reset": FloodLimit(burst=200, rate=100),
+        "reset": FloodLimit(burst=100, rate=50),
         "refused": FloodLimit(burst=200, rate=100),  # streams opened over the stream limit
         "settings": FloodLimit(burst=100, rate=10),
         "ping": FloodLimit(burst=100, rate=10),

@@ -150,6 +150,11 @@ class ReadyStreams:
             dispatch(sid)
             ran += 1
 
+    @property
+    def deferred(self) -> bool:
+        """Whether requests wait for the next turn (reading is paused meanwhile)."""
+        return self._deferred
+
     def _defer(self) -> None:
         if not self._deferred:
             self._deferred = True

@@ -74,6 +74,7 @@ class H2Driver:
         # streams complete in this read, run once it is all in (a bounded number per turn)
         self.ready = ReadyStreams(self._dispatch, self._waiting, host, lambda: self.receive(b""))
         self._calm = False  # GOAWAY ENHANCE_YOUR_CALM sent: nothing more is read
+        self._unread = b""  # the rest of a read, for the next turn (see ReadyStreams)
         self.encoder = LiteralEncoder()
         conn = ServerConnection(H2_CONFIG, initial_limit(rules), violation_debug is not None)
         conn.encoder = self.encoder  # type: ignore[assignment]  # encode + header_table_size, all h2 uses
@@ -110,9 +111,12 @@ class H2Driver:
     # -- reading ----------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
-        """Read ``data``, a slice at a time: the flood counters can end a read midway."""
+        """Read ``data``, a slice at a time: the flood counters can end a read midway, and
+        once a turn's worth of requests is running the rest waits for the next turn."""
         if self._calm:
             return
+        if self._unread:
+            data, self._unread = self._unread + data, b""
         self._batching = True
         try:
             if len(data) <= READ_SLICE:
@@ -122,6 +126,9 @@ class H2Driver:
             for i in range(0, len(data), READ_SLICE):
                 self._events(view[i : i + READ_SLICE])
                 if self._calm or self.host.closed:
+                    return
+                if self.ready.deferred:  # reading is paused until the next turn
+                    self._unread = bytes(view[i + READ_SLICE :])
                     return
         finally:
             self._batching = False
