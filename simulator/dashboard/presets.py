@@ -16,6 +16,7 @@ from simulator.faults.spec import (
     AUTH_MODES,
     CHURN_ACTIONS,
     DISTRIBUTIONS,
+    HOSTILE_BEHAVIOURS,
     KINDS,
     OUTAGE_MODES,
     PROVIDERS,
@@ -100,6 +101,10 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
         ("mode", "choice", AUTH_MODES),
         ("apns_token_max_age", "duration", ()),
         ("oauth_token_lifetime", "duration", ()),
+    ),
+    "hostile_client": (
+        ("behaviour", "choice", HOSTILE_BEHAVIOURS),
+        ("connections", "number", ()),
     ),
 }
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pushsim import yamlfile
+from simulator.faults import hostile
 from simulator.faults.fields import Reader
 from simulator.faults.spec import (
     AUTH_MODES,
@@ -60,6 +61,7 @@ _OWN: dict[str, set[str]] = {
     "errors": {"probability"},
     "token_churn": {"action", "rate"},
     "auth": {"mode", "apns_token_max_age", "oauth_token_lifetime"},
+    "hostile_client": hostile.FIELDS,
 }
 _WINDOW_FIELDS = ("start", "at", "duration", "end")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -302,6 +304,7 @@ _PARAMS: dict[str, Callable[[Reader, Mapping[str, Any], str, _Head], Params]] = 
     "errors": _errors,
     "token_churn": _token_churn,
     "auth": _auth,
+    "hostile_client": hostile.read,
 }
 # latency distribution -> the reader of its parameters
 _DISTRIBUTIONS: dict[str, Callable[[Reader, Mapping[str, Any], str], Latency]] = {

@@ -31,7 +31,17 @@ from simulator.faults.spec import (
     Throttle,
 )
 
-_PRIORITY = {"outage": 0, "throttle": 1, "errors": 2, "latency": 3, "token_churn": 4, "auth": 5}
+_PRIORITY = {
+    "outage": 0,
+    "throttle": 1,
+    "errors": 2,
+    "latency": 3,
+    "token_churn": 4,
+    "auth": 5,
+    "hostile_client": 6,
+}
+# kinds that act beside the requests, not on them (the scheduler runs them)
+_NOT_ON_REQUESTS = ("token_churn", "auth", "hostile_client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +199,7 @@ class FaultPlan:
                 (
                     f
                     for f in self.faults.values()
-                    if p in f.spec.providers() and f.kind not in ("token_churn", "auth")
+                    if p in f.spec.providers() and f.kind not in _NOT_ON_REQUESTS
                 ),
                 key=lambda f: (_PRIORITY[f.kind], f.start),
             )

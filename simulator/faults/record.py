@@ -30,6 +30,7 @@ from simulator.faults.spec import (
     Auth,
     Errors,
     FaultSpec,
+    HostileClient,
     Latency,
     Outage,
     Throttle,
@@ -57,6 +58,8 @@ def fault_variant(spec: FaultSpec) -> str:
         return p.distribution
     if isinstance(p, Errors):
         return f"{p.probability * 100:g}%"
+    if isinstance(p, HostileClient):
+        return f"{p.behaviour} x{p.connections}"
     return ""
 
 

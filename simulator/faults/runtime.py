@@ -24,6 +24,7 @@ from simulator.faults.auth import (
     AuthPolicy,
 )
 from simulator.faults.gate import FaultGate, provider_of
+from simulator.faults.hostile_actor import HostileActors
 from simulator.faults.plan import ActiveFault, FaultPlan
 from simulator.faults.record import FaultRecord, fault_variant
 from simulator.faults.spec import FaultSpec, Outage
@@ -58,6 +59,12 @@ class FaultRuntime:
         self._last_tick = -math.inf
         self._task: asyncio.Task[None] | None = None
         self._io: set[asyncio.Task[None]] = set()
+        # hostile_client faults: misbehaving connections of our own (simulator.faults.hostile)
+        self.hostile = HostileActors(
+            lambda provider, fid, outcome: self.record.count(
+                self.now(), provider, fid, "hostile_client", outcome
+            )
+        )
 
     # -- clock --------------------------------------------------------------------
 
@@ -96,6 +103,7 @@ class FaultRuntime:
             await asyncio.sleep(TICK_SECONDS)
 
     async def stop(self) -> None:
+        await self.hostile.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,6 +215,7 @@ class FaultRuntime:
         self.sync_auth(now)
         if any(f.kind == "token_churn" for f in self.plan.faults.values()):
             self._churn(now)
+        self.hostile.sync(now, self.plan.faults.values(), self.listeners)
 
     def _update_refused(self, now: float) -> None:
         want = frozenset(self.plan.refused(now))

@@ -10,6 +10,7 @@ A fault plan is a list of faults. Each fault is a mapping::
 
     - id: apns-down         # optional; default f1, f2, ... (unique in the plan)
       kind: outage          # outage | throttle | latency | errors | token_churn | auth
+                            # | hostile_client
       provider: apns        # apns | fcm | webpush | any  (apns covers production and sandbox)
       start: 10s            # when the window opens (alias: at); default 0
       duration: 20s         # how long it stays open (or end: 30s); default: until cleared
@@ -55,6 +56,13 @@ Kinds and their own fields:
     expire) or ``enforced`` (default rules, or the overrides below);
     ``apns_token_max_age`` (duration; default 1h), ``oauth_token_lifetime`` (duration;
     default 1h). Provider-wide only.
+``hostile_client``
+    A misbehaving client the simulator runs against its own listeners for the window,
+    beside whatever honest sender is measured: ``behaviour`` ``flood`` (Rapid Reset, PING
+    and SETTINGS floods), ``slow_headers`` (a header block trickled in), ``never_reading``
+    (requests sent, answers never read), ``endless_body`` (a request body that never
+    ends) or ``mixed`` (default: each in turn); ``connections``: how many it keeps busy at
+    once (1-64, default 4). Provider-wide only (see :mod:`simulator.faults.hostile`).
 
 Errors name the source, the line when known, the field path (``faults[2].window.duration``)
 and what was expected.
@@ -66,12 +74,13 @@ from dataclasses import dataclass
 from typing import Any
 
 PROVIDERS = ("apns", "fcm", "webpush")
-KINDS = ("outage", "throttle", "latency", "errors", "token_churn", "auth")
+KINDS = ("outage", "throttle", "latency", "errors", "token_churn", "auth", "hostile_client")
 OUTAGE_MODES = ("status", "refused", "reset", "tcp_reset", "goaway", "hang")
 THROTTLE_SCOPES = ("provider", "project", "device")
 DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
 CHURN_ACTIONS = ("reinstall", "uninstall")
 AUTH_MODES = ("enforced", "relaxed")
+HOSTILE_BEHAVIOURS = ("mixed", "flood", "slow_headers", "never_reading", "endless_body")
 
 
 class FaultSpecError(ValueError):
@@ -129,7 +138,15 @@ class Auth:
     oauth_token_lifetime: float | None = None
 
 
-Params = Outage | Throttle | Latency | Errors | TokenChurn | Auth
+@dataclass(frozen=True, slots=True)
+class HostileClient:
+    """A misbehaving client of the simulator's own (simulator.faults.hostile_actor)."""
+
+    behaviour: str = "mixed"
+    connections: int = 4
+
+
+Params = Outage | Throttle | Latency | Errors | TokenChurn | Auth | HostileClient
 
 
 @dataclass(frozen=True, slots=True)
