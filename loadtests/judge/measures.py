@@ -183,7 +183,12 @@ def compute(gt: GroundTruth) -> dict[str, Any]:
 
     # Dead tokens: wasted sends, prune delay, stale tokens left.
     m["dead_token_sends"] = sum(int(r.get("count", 0)) for r in gt.dead_tokens)
-    m["wasted_sends"] = sum(max(0, int(r.get("count", 0)) - 1) for r in gt.dead_tokens)
+    # Sends already in flight when the first answer came (within the simulator's in-flight
+    # grace of it, as for Retry-After) are not wasted: no instance could have known yet.
+    m["dead_token_sends_in_flight"] = sum(int(r.get("in_flight", 0)) for r in gt.dead_tokens)
+    m["wasted_sends"] = sum(
+        max(0, int(r.get("count", 0)) - 1 - int(r.get("in_flight", 0))) for r in gt.dead_tokens
+    )
     m["dead_tokens_answered"] = len(gt.dead_tokens)
     m.update(_pruning(gt))
 

@@ -27,7 +27,7 @@ import random
 from pushsim.clock import Clock
 from sender.config.settings import PROVIDERS, ProviderLimits
 from sender.dispatch.job import Job, ProviderClient, Recorder
-from sender.dispatch.lane import ProviderLane, release_probe, through_gate
+from sender.dispatch.lane import ProviderLane, release_probe, send_check, through_gate
 from sender.dispatch.peers import Peers
 from sender.metrics import SenderMetrics
 from sender.policy.breaker import CircuitBreaker, State
@@ -253,15 +253,8 @@ class Dispatcher:
             return
         generation, serial = ticket
         success = False
-        gate = lane.gate
         holds = self.device_holds
-
-        def before_send() -> None:
-            if gate.generation != generation:
-                raise Held(f"{row.provider} paused")
-            if holds.until and holds.wait_time(row.provider, row.token, self.clock.monotonic()):
-                raise Held("device token paused")
-
+        before_send = send_check(lane, generation, row, self.store.is_dead, holds, self.clock)
         try:
             held = self.device_holds.wait_time(row.provider, row.token, self.clock.monotonic())
             if held > 0:

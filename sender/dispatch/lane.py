@@ -9,6 +9,7 @@ local token bucket, or one shared by every instance on a database.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,7 +17,8 @@ from pushsim.clock import Clock
 from sender.config.settings import ProviderLimits
 from sender.dispatch.job import Job
 from sender.policy.breaker import CircuitBreaker
-from sender.policy.holdoff import ProviderGate
+from sender.policy.holdoff import DeviceHolds, Held, ProviderGate
+from sender.storage.records import DeliveryRow
 
 
 class Pacer(Protocol):
@@ -86,3 +88,27 @@ async def through_gate(
 def release_probe(breaker: CircuitBreaker, probe: bool) -> None:
     if probe:
         breaker.probes_in_flight = max(0, breaker.probes_in_flight - 1)
+
+
+def send_check(
+    lane: ProviderLane,
+    generation: int,
+    row: DeliveryRow,
+    is_dead: Callable[[str, str], bool],
+    holds: DeviceHolds,
+    clock: Clock,
+) -> Callable[[], None]:
+    """What a client calls right before the request goes on the wire: :class:`Held` if the
+    provider or the token was paused meanwhile, or the token pruned (by this instance or,
+    told, by another): the job goes back to its queue and a pruned token is skipped there."""
+    gate = lane.gate
+
+    def before_send() -> None:
+        if gate.generation != generation:
+            raise Held(f"{row.provider} paused")
+        if is_dead(row.provider, row.token):
+            raise Held("token pruned")
+        if holds.until and holds.wait_time(row.provider, row.token, clock.monotonic()):
+            raise Held("device token paused")
+
+    return before_send

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushsim.clock import Clock
+from simulator.faults.record import IN_FLIGHT_GRACE
 from simulator.state.credentials import BUNDLE_ID, FCM_PROJECT_ID
 from simulator.state.extras import Extras
 from simulator.state.population import Cohort, Population, PopulationFull
@@ -188,7 +189,9 @@ class DeviceRegistry:
     def note_rejection(self, provider: str, token: str) -> None:
         """A provider core answered a send to a dead token (Unregistered / 410 ...).
 
-        The harness reads these to measure wasted sends and how fast a sender prunes.
+        The harness reads these to measure wasted sends and how fast a sender prunes. A
+        rejection within ``IN_FLIGHT_GRACE`` of the first was already on its way (another
+        instance's send, before the prune could reach it): counted in ``in_flight`` too.
         """
         now = self.clock.time()
         rec = self.rejections.get((provider, token))
@@ -203,10 +206,13 @@ class DeviceRegistry:
                 "first_rejected_at": now,
                 "last_rejected_at": now,
                 "count": 1,
+                "in_flight": 0,
             }
         else:
             rec["last_rejected_at"] = now
             rec["count"] += 1
+            if now - rec["first_rejected_at"] <= IN_FLIGHT_GRACE:
+                rec["in_flight"] += 1
 
     def live_devices(self, provider: str | None = None) -> Iterator[Device]:
         """Every installed device (of ``provider``), in minting order."""

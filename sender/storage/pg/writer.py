@@ -168,7 +168,7 @@ class PgWriter:
 
     def mark_dead(self, provider: str, token: str, reason: str, at: float) -> None:
         self.pending.dead[(provider, token)] = (reason, at)
-        self._schedule(self.flush_interval)  # soon: the other instances must stop sending
+        self._schedule(0.0)  # now: the other instances must stop sending
 
     def mark_success(self, provider: str, token: str, at: float) -> None:
         self.pending.success[(provider, token)] = at
