@@ -178,9 +178,8 @@ class H2Driver:
     # Event handlers (see _ON_EVENT); True means stop reading this batch.
 
     def _on_request(self, ev: h2.events.RequestReceived) -> bool:
+        # a request that ends here is made ready by the StreamEnded h2 sends next
         self.streams[ev.stream_id] = _Stream(ev.headers)
-        if ev.stream_ended is not None:
-            self.ready.ids.append(ev.stream_id)
         return False
 
     def _on_data(self, ev: h2.events.DataReceived) -> bool:
@@ -193,9 +192,7 @@ class H2Driver:
             return self.bounds.over("empty_data")
         st.held += n
         st.body += ev.data
-        if ev.stream_ended is not None:
-            self.ready.ids.append(sid)
-        elif len(st.body) > self.bounds.max_body:
+        if ev.stream_ended is None and len(st.body) > self.bounds.max_body:
             self.bounds.cut(sid)
             self.ready.ids.append(sid)  # to the handler as it is: the cores answer by length
         return False
