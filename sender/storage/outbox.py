@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pushsim.clock import Clock
+from sender.storage.flush_timer import FlushTimer
 from sender.storage.records import (
     DeliveryRow,
     NotificationRow,
@@ -100,8 +101,7 @@ class Outbox:
         self._attempts: list[tuple[Any, ...]] = []
         self._receipts: list[tuple[Any, ...]] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._handle: asyncio.Handle | None = None  # the next flush, when scheduled
-        self._handle_at = 0.0  # loop time the scheduled flush runs at (0: this turn)
+        self._timer = FlushTimer(self.flush)  # the next flush, when scheduled
         self.idempotency: dict[str, str] = {}
         self.commits = 0
         self.closed = False
@@ -161,19 +161,19 @@ class Outbox:
             provider_message_id,
             delivery_id,
         )
-        if self._handle is None:
+        if not self._timer.pending:
             self._schedule(False, self.record_interval)
 
     def record_attempt(
         self, delivery_id: int, at: float, status_code: int | None, reason: str, latency_ms: float
     ) -> None:
         self._attempts.append((delivery_id, at, status_code, reason, round(latency_ms, 3)))
-        if self._handle is None:
+        if not self._timer.pending:
             self._schedule(False, self.record_interval)
 
     def record_receipt(self, notification_id: str, token: str, event: str) -> None:
         self._receipts.append((notification_id, token, event, self.clock.time()))
-        if self._handle is None:
+        if not self._timer.pending:
             self._schedule(False, self.record_interval)
 
     def _schedule(self, now: bool, delay: float) -> None:
@@ -181,28 +181,11 @@ class Outbox:
         scheduled stands; a later one is brought forward)."""
         if self.closed:
             return
-        loop = asyncio.get_running_loop()
-        if now:
-            if self._handle is not None:
-                if self._handle_at == 0.0:
-                    return  # already due in this loop turn
-                self._handle.cancel()
-            self._handle = loop.call_soon(self.flush)
-            self._handle_at = 0.0
-            return
-        at = loop.time() + delay
-        if self._handle is not None:
-            if self._handle_at <= at:
-                return
-            self._handle.cancel()
-        self._handle = loop.call_at(at, self.flush)
-        self._handle_at = at
+        self._timer.within(0.0 if now else delay)
 
     def flush(self) -> None:
         """Commit everything pending in one transaction and wake the waiters."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._timer.cancel()
         waiters, self._waiters = self._waiters, []
         if not (
             self._new_notifications

@@ -31,6 +31,7 @@ import psycopg
 from psycopg import AsyncConnection, AsyncCursor
 
 from sender.storage.backend import StoreUnavailable, Work
+from sender.storage.flush_timer import FlushTimer
 
 log = logging.getLogger("pushsim.sender")
 Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
@@ -128,8 +129,7 @@ class PgWriter:
         self.record_interval = max(flush_interval, record_interval)
         self.on_failure = on_failure
         self.pending = Pending()
-        self._handle: asyncio.TimerHandle | None = None
-        self._handle_at = 0.0
+        self._timer = FlushTimer(self.kick)
         self._flushing: asyncio.Task[None] | None = None
         self.commits = 0
         self.closed = False
@@ -192,20 +192,11 @@ class PgWriter:
     def _schedule(self, delay: float) -> None:
         if self.closed:
             return
-        loop = asyncio.get_running_loop()
-        at = loop.time() + delay
-        if self._handle is not None:
-            if self._handle_at <= at:
-                return
-            self._handle.cancel()
-        self._handle = loop.call_at(at, self.kick)
-        self._handle_at = at
+        self._timer.within(delay)
 
     def kick(self) -> None:
         """Flush now (after the one running, if any)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._timer.cancel()
         if self._flushing is None and not self.pending.empty():
             self._flushing = asyncio.ensure_future(self._flush_all())
 
@@ -351,8 +342,7 @@ class PgWriter:
             batch, self.pending = self.pending, Pending()
             await self._flush(batch)
         self.closed = True
-        if self._handle is not None:
-            self._handle.cancel()
+        self._timer.cancel()
 
 
 def _chunks(kind: str, keys: list[tuple[str, str]]) -> list[str]:
